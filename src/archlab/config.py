@@ -1,0 +1,201 @@
+"""Typed training configuration, resolved once: recipe YAML → ``--config`` file → CLI flags.
+
+Every default lives here or in a named recipe (``src/archlab/recipes/*.yaml``). The fully resolved
+configuration is written to the run directory as ``config.yaml``, so ``archlab train --config
+RUN_DIR/config.yaml`` re-runs a run exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from archlab.errors import ConfigError
+
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+
+
+@dataclass
+class OptimizerConfig:
+    """Optimizer by name (see ``archlab.tasks.optim.OPTIMIZERS``) and its hyper-parameters."""
+
+    name: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    alpha: float = 0.99  # RMSprop smoothing constant
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule by name (see ``archlab.tasks.optim.SCHEDULES``)."""
+
+    name: str = "constant"
+    warmup_fraction: float = 0.25  # one-cycle: fraction of steps spent rising to the peak
+    step_epochs: float = 1.0  # step: decay every this many epochs
+    gamma: float = 0.1  # step: multiplicative decay
+    final_lr_fraction: float = 0.0  # cosine: final lr as a fraction of the peak
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a classification training run."""
+
+    model: str = "cnn"
+    model_args: dict[str, Any] = field(default_factory=dict)
+    data: str = "mnist"
+    data_dir: str | None = None
+    recipe: str | None = None
+    val_size: int = 5000
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    epochs: float = 3.0
+    max_time: float | None = None  # seconds of training wall time; stops early when reached
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    weight_decay: float = 0.0  # L2 as decoupled/coupled weight decay inside the optimizer
+    l2_penalty: float = 0.0  # L2 as an explicit loss term: l2_penalty * sum(w^2)
+    l1_penalty: float = 0.0  # L1 as an explicit loss term: l1_penalty * sum(|w|)
+    label_smoothing: float = 0.0
+    augment: dict[str, Any] = field(default_factory=dict)
+    normalize_mean: float | None = None  # None: the training split's own statistics
+    normalize_std: float | None = None
+    grad_clip: float | None = None
+    grad_clip_algorithm: str = "norm"
+    early_stopping_patience: int | None = None
+    precision: str = "32"
+    channels_last: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    cv: int = 0
+    log_every_n_steps: int = 50
+    grad_norm_every_n_steps: int = 100
+    histogram_every_n_epochs: int = 1
+    checkpoint_every_n_steps: int | None = None
+    checkpoint_every_minutes: float | None = 5.0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_threads: int | None = None
+    eval_test: bool = True
+    progress: bool = True
+
+    def validate(self) -> "TrainConfig":
+        """Reject values that cannot work, with the reason and the accepted range."""
+        checks = [
+            (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
+            (self.epochs > 0, f"epochs must be > 0, got {self.epochs}"),
+            (self.optimizer.lr > 0, f"learning rate must be > 0, got {self.optimizer.lr}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.val_size >= 0, f"val_size must be ≥ 0, got {self.val_size}"),
+            (self.cv == 0 or self.cv >= 2, f"cv must be 0 (off) or ≥ 2 folds, got {self.cv}"),
+            (self.grad_clip_algorithm in ("norm", "value"), "grad_clip_algorithm must be 'norm' or 'value'"),
+            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (min(self.weight_decay, self.l1_penalty, self.l2_penalty) >= 0, "weight decay and penalties must be ≥ 0"),
+            (self.max_time is None or self.max_time > 0, f"max_time must be > 0 seconds, got {self.max_time}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples → lists, recursively, so the YAML is plain and safe_load-able."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "model_args":
+            merged[key] = _merge(merged[key], value)
+        elif key == "model_args" and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Instantiate a config dataclass from a dict, rejecting unknown keys with the known ones."""
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} in {where}. Known: {', '.join(known)}.")
+    kwargs = {}
+    for name, value in values.items():
+        if name in ("optimizer", "schedule") and cls is TrainConfig:
+            sub = OptimizerConfig if name == "optimizer" else ScheduleConfig
+            value = value if isinstance(value, sub) else _build(sub, value or {}, f"{where}.{name}")
+        elif name == "betas" and value is not None:
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped with archlab."""
+    folder = resources.files("archlab.recipes")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_recipe(name: str) -> dict[str, Any]:
+    """The settings of a shipped recipe, as a dict."""
+    if name not in list_recipes():
+        raise ConfigError(f"Unknown recipe {name!r}. Known recipes: {', '.join(list_recipes())}.")
+    text = resources.files("archlab.recipes").joinpath(f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a YAML file (a recipe of one's own, or a run's config.yaml)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Config file {path} does not exist. Pass a YAML file, e.g. RUN_DIR/config.yaml.")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"Config file {path} is not valid YAML: {err}") from err
+    if not isinstance(values, dict):
+        raise ConfigError(f"Config file {path} must hold a mapping of settings, not {type(values).__name__}.")
+    return values
+
+
+def resolve_config(
+    recipe: str | None = None,
+    config_file: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Recipe, then config file, then explicit overrides (None values are ignored), validated."""
+    values: dict[str, Any] = {}
+    if recipe:
+        values = _merge(values, load_recipe(recipe))
+    if config_file:
+        values = _merge(values, load_config_file(config_file))
+    clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+    values = _merge(values, clean)
+    if recipe:
+        values["recipe"] = recipe
+    return _build(TrainConfig, values, "the configuration").validate()
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the resolved configuration as YAML, atomically."""
+    from archlab.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,71 @@
+"""Engine-internal callbacks: exact resume of random state, and the timing/validation record of a run."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+import lightning as L
+
+
+class RandomStateCallback(L.Callback):
+    """Store the global torch RNG state in every checkpoint and restore it on resume.
+
+    Dropout draws from the global generator; without this a resumed run would draw different masks
+    than the uninterrupted one and end with different weights even in deterministic mode.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Applied here, after Lightning's own set-up, so nothing consumes random numbers in between.
+        if self._pending is not None:
+            torch.set_rng_state(self._pending["torch"])
+            if "cuda" in self._pending and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._pending["cuda"])
+            self._pending = None
+
+
+class RunRecord(L.Callback):
+    """Training wall time, images seen, and the validation metrics of every epoch."""
+
+    def __init__(self) -> None:
+        self.train_seconds = 0.0
+        self.images = 0
+        self.val_history: list[dict[str, float]] = []
+        self._started: float | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._started = time.perf_counter()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._started is not None:
+            self.train_seconds += time.perf_counter() - self._started
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.images += int(batch[1].shape[0])
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        metrics = trainer.callback_metrics
+        if "val_acc" in metrics:
+            self.val_history.append(
+                {"epoch": trainer.current_epoch, "step": trainer.global_step,
+                 "val_acc": float(metrics["val_acc"]), "val_loss": float(metrics["val_loss"])}
+            )
+
+    @property
+    def best_val(self) -> dict[str, float] | None:
+        return max(self.val_history, key=lambda row: row["val_acc"]) if self.val_history else None

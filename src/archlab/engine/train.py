@@ -1,0 +1,198 @@
+"""``train``: one configuration → one run directory, through the straight path of ARCHITECTURE.md.
+
+data (cache → in-memory splits → batch loaders) → model (registry) → task (ClassifyTask) → Lightning
+Trainer → run directory (config, metrics, checkpoints, safetensors weights, summary, predictions, report).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import lightning as L
+
+from archlab.config import TrainConfig, resolve_config, save_config
+from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_image_data
+from archlab.engine.callbacks import RunRecord
+from archlab.engine.trainer import CHECKPOINTS, build_trainer, keep_freed_memory, total_steps_for
+from archlab.errors import RunError
+from archlab.io import atomic_path, atomic_write_json
+from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
+from archlab.runs import CONFIG, PREDICTIONS, SUMMARY, Run, default_run_dir, save_model
+from archlab.tasks import ClassifyTask
+
+MAX_MISTAKES = 64
+
+
+def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
+    """The model's constructor arguments: the data's shape and classes, then the user's ``model_args``."""
+    info = get_model_info(config.model)
+    accepted = inspect.signature(info.builder).parameters
+    _, channels, height, _ = data.train.images.shape
+    from_data = {"num_classes": len(data.classes), "in_channels": channels, "input_size": height}
+    args = {k: v for k, v in from_data.items() if k in accepted}
+    args.update(config.model_args)
+    return resolve_model_args(config.model, **args)
+
+
+def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: int):
+    mean = config.normalize_mean if config.normalize_mean is not None else data.mean
+    std = config.normalize_std if config.normalize_std is not None else data.std
+    augment_config = AugmentConfig.from_dict(config.augment)
+    augment = Augment(augment_config) if augment_config.enabled else None
+    common = {"mean": mean, "std": std, "channels_last": config.channels_last}
+    train = BatchLoader(data.train, config.batch_size, shuffle=True, drop_last=len(data.train) > config.batch_size,
+                        seed=config.seed, augment=augment, rank=rank, world_size=world_size, **common)
+    val = BatchLoader(data.val, config.eval_batch_size, shuffle=False, rank=rank, world_size=world_size,
+                      **common) if len(data.val) else None
+    test = BatchLoader(data.test, config.eval_batch_size, shuffle=False, **common)
+    return train, val, test, (mean, std)
+
+
+def _write_predictions(run_dir: Path, task: ClassifyTask, data: ImageData) -> None:
+    labels = torch.cat([y for y, _ in task.test_outputs]).numpy()
+    probs = torch.cat([p for _, p in task.test_outputs])
+    preds = probs.argmax(1).numpy()
+    mistakes = np.flatnonzero(preds != labels)[:MAX_MISTAKES]
+    with atomic_path(run_dir / PREDICTIONS) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, labels=labels, preds=preds, probs=probs.numpy().astype(np.float16),
+                                mistake_index=mistakes, mistake_images=data.test.images[mistakes].numpy())
+
+
+def fit(config: TrainConfig, data: ImageData, run_dir: Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train one model on ``data`` into ``run_dir``; returns the summary (also written to summary.json)."""
+    started = datetime.now()
+    validate = len(data.val) > 0
+    record = RunRecord()
+    # The trainer exists before the loaders so that they can shard by the rank it was launched with.
+    probe_loader = BatchLoader(data.train, config.batch_size, mean=0.0, std=1.0,
+                               drop_last=len(data.train) > config.batch_size)
+    total_steps = total_steps_for(config, len(probe_loader))
+    trainer = build_trainer(config, run_dir, total_steps=total_steps, record=record, validate=validate)
+    train_loader, val_loader, test_loader, (mean, std) = make_loaders(
+        config, data, trainer.global_rank, trainer.world_size
+    )
+    total_steps = total_steps_for(config, len(train_loader))
+    trainer.fit_loop.epoch_loop.max_steps = total_steps
+    model_args = model_args_for(config, data)
+    model = create_model(config.model, **model_args)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    task = ClassifyTask(
+        model, num_classes=len(data.classes), optimizer=config.optimizer, schedule=config.schedule,
+        total_steps=total_steps, steps_per_epoch=len(train_loader), weight_decay=config.weight_decay,
+        l1_penalty=config.l1_penalty, l2_penalty=config.l2_penalty, label_smoothing=config.label_smoothing,
+        log_every_n_steps=config.log_every_n_steps,
+    )
+    last = run_dir / CHECKPOINTS / "last.ckpt"
+    if resume and not last.is_file():
+        raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
+    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    trainer.save_checkpoint(last)
+    test_metrics: dict[str, float] = {}
+    if config.eval_test:
+        results = trainer.test(task, test_loader, verbose=False)[0]
+        test_metrics = {"accuracy": results["test_acc"], "loss": results["test_loss"]}
+    if not trainer.is_global_zero:
+        return {}
+    input_shape = tuple(data.train.images.shape[1:])
+    meta = {"model": config.model, "model_args": model_args, "classes": list(data.classes),
+            "normalization": {"mean": mean, "std": std}, "input_shape": list(input_shape), "data": config.data}
+    save_model(run_dir, model.float(), meta)
+    if config.eval_test:
+        _write_predictions(run_dir, task, data)
+    summary = {
+        "model": config.model, "data": config.data, "recipe": config.recipe,
+        "test_metrics": test_metrics, "best_val": record.best_val,
+        "wall_seconds": round(record.train_seconds, 3),
+        "train_images_per_second": round(record.images / record.train_seconds, 1) if record.train_seconds else None,
+        "epochs": round(trainer.global_step / len(train_loader), 3), "steps": trainer.global_step,
+        "params": count_parameters(model), "mflops": round(forward_mflops(model, input_shape), 3),
+        "precision": config.precision, "seed": config.seed, "created": started.isoformat(timespec="seconds"),
+        "threads": torch.get_num_threads(),
+    }
+    atomic_write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def _prepare(config: TrainConfig) -> None:
+    keep_freed_memory()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    L.seed_everything(config.seed, workers=False, verbose=False)
+
+
+def cross_validate(config: TrainConfig, data: ImageData, run_dir: Path) -> dict[str, Any]:
+    """K-fold cross-validation on the training split: one sub-run per fold, mean ± std of each metric."""
+    from archlab.data import TensorSplit, kfold_splits
+
+    full_train = TensorSplit(torch.cat([data.train.images, data.val.images]),
+                             torch.cat([data.train.labels, data.val.labels]))
+    folds = []
+    fold_config = TrainConfig(**{**config.__dict__, "cv": 0, "eval_test": False})
+    for k, (train, val) in enumerate(kfold_splits(full_train, config.cv, config.seed)):
+        fold_data = ImageData(data.name, train, val, data.test, data.classes, data.mean, data.std)
+        fold_dir = run_dir / f"fold-{k}"
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        _prepare(fold_config)
+        summary = fit(fold_config, fold_data, fold_dir)
+        best = summary["best_val"] or {}
+        folds.append({"fold": k, "val_acc": best.get("val_acc"), "val_loss": best.get("val_loss")})
+    cv = {"k": config.cv, "folds": folds}
+    for key in ("val_acc", "val_loss"):
+        values = np.array([f[key] for f in folds], dtype=float)
+        cv[f"{key}_mean"], cv[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1))
+    summary = {"model": config.model, "data": config.data, "recipe": config.recipe, "cv": cv,
+               "created": datetime.now().isoformat(timespec="seconds"), "test_metrics": {},
+               "wall_seconds": None, "epochs": config.epochs}
+    atomic_write_json(run_dir / SUMMARY, summary)
+    return summary
+
+
+def train(
+    model: str | None = None,
+    *,
+    recipe: str | None = None,
+    config_file: str | Path | None = None,
+    run_dir: str | Path | None = None,
+    resume: str | Path | None = None,
+    report: bool = True,
+    **overrides: Any,
+) -> Run:
+    """Train ``model`` and return the finished :class:`Run` (Python twin of ``archlab train``).
+
+    Settings come from ``recipe``, then ``config_file``, then keyword overrides (``epochs=2``,
+    ``optimizer={"name": "sgd", "lr": 0.1}``...). ``resume=RUN_DIR`` continues an interrupted run from
+    its last checkpoint with the configuration stored in it.
+    """
+    if resume is not None:
+        run_path = Path(resume)
+        if not (run_path / CONFIG).is_file():
+            raise RunError(f"Cannot resume {run_path}: it has no {CONFIG}. Is it a run directory?")
+        config = resolve_config(config_file=run_path / CONFIG)
+    else:
+        if model is not None:
+            overrides["model"] = model
+        config = resolve_config(recipe, config_file, overrides)
+        get_model_info(config.model)  # fail fast on an unknown name, before any data is fetched
+        run_path = Path(run_dir) if run_dir else default_run_dir(config.model, config.data)
+        run_path.mkdir(parents=True, exist_ok=True)
+        save_config(config, run_path / CONFIG)
+    _prepare(config)
+    data = load_image_data(config.data, config.data_dir, config.val_size, config.seed)
+    t0 = time.perf_counter()
+    if config.cv:
+        cross_validate(config, data, run_path)
+    else:
+        fit(config, data, run_path, resume=resume is not None)
+    run = Run.open(run_path)
+    if report:
+        run.report()
+    run.summary.setdefault("total_seconds", round(time.perf_counter() - t0, 3))
+    return run

@@ -1,0 +1,93 @@
+"""Build Lightning's Trainer for a configuration: loggers, checkpoints, monitors, progress bar."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from archlab.config import TrainConfig
+from archlab.engine.callbacks import RandomStateCallback, RunRecord
+from archlab.monitor import GradNormMonitor, WeightHistogramMonitor
+
+CHECKPOINTS = "checkpoints"
+
+
+def keep_freed_memory() -> None:
+    """Ask glibc to keep freed activation buffers instead of returning them to the OS every step.
+
+    By default glibc serves large allocations with mmap and unmaps them on free, so every training step
+    pays page faults to re-map the same activation buffers; raising the thresholds keeps them in the heap.
+    """
+    path = ctypes.util.find_library("c")
+    if not path:
+        return
+    libc = ctypes.CDLL(path)
+    if not hasattr(libc, "mallopt"):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
+    libc.mallopt(m_trim_threshold, 2**30)
+
+
+def periodic_checkpoint(config: TrainConfig, folder: Path) -> ModelCheckpoint:
+    """``last.ckpt`` every N steps or every M minutes (Lightning writes it atomically)."""
+    if config.checkpoint_every_n_steps:
+        return ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True,
+                               every_n_train_steps=config.checkpoint_every_n_steps)
+    minutes = config.checkpoint_every_minutes or 5.0
+    return ModelCheckpoint(dirpath=folder, save_top_k=0, save_last=True,
+                           train_time_interval=timedelta(minutes=minutes))
+
+
+def build_trainer(
+    config: TrainConfig,
+    run_dir: Path,
+    *,
+    total_steps: int,
+    record: RunRecord,
+    validate: bool,
+    loggers: bool = True,
+) -> L.Trainer:
+    """A Trainer that runs ``total_steps`` optimizer steps (fractional epochs allowed)."""
+    callbacks: list[L.Callback] = [record, RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS)]
+    if validate:
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="best", monitor="val_acc",
+                                         mode="max", save_top_k=1, enable_version_counter=False))
+        if config.early_stopping_patience:
+            callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping_patience))
+    if loggers:
+        callbacks += [LearningRateMonitor(logging_interval="step"), GradNormMonitor(config.grad_norm_every_n_steps),
+                      WeightHistogramMonitor(config.histogram_every_n_epochs)]
+    if config.progress:
+        callbacks.append(RichProgressBar(refresh_rate=10, leave=True))
+    logger_list = [CSVLogger(run_dir, name="", version=""), TensorBoardLogger(run_dir, name="tb", version="")]
+    return L.Trainer(
+        accelerator=config.accelerator,
+        devices=config.devices,
+        precision=config.precision,
+        max_steps=total_steps,
+        max_epochs=-1,
+        max_time=timedelta(seconds=config.max_time) if config.max_time else None,
+        deterministic=config.deterministic,
+        gradient_clip_val=config.grad_clip,
+        gradient_clip_algorithm=config.grad_clip_algorithm if config.grad_clip else None,
+        callbacks=callbacks,
+        logger=logger_list if loggers else False,
+        log_every_n_steps=config.log_every_n_steps,
+        enable_progress_bar=config.progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0,
+        default_root_dir=run_dir,
+    )
+
+
+def total_steps_for(config: TrainConfig, steps_per_epoch: int) -> int:
+    return max(1, math.ceil(config.epochs * steps_per_epoch))

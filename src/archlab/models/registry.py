@@ -1,0 +1,162 @@
+"""The model registry: names → constructors, with metadata.
+
+A model is a plain ``nn.Module`` whose constructor arguments are its whole configuration. Registering it
+under a name (``@register_model(...)``) makes it reachable from ``create_model``, the CLI, the run directory
+(which stores the name and the resolved arguments) and the generated tests (which build the ``tiny``
+variant of every registered model and check a forward/backward pass).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from archlab.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one model name."""
+
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    description: str
+    input_kind: str = "image"
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    task: str = "classify"
+    defaults: dict[str, Any] = field(default_factory=dict)
+    tiny: dict[str, Any] = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    family: str,
+    input_kind: str = "image",
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    task: str = "classify",
+    defaults: dict[str, Any] | None = None,
+    tiny: dict[str, Any] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a model class or factory under ``name``.
+
+    ``defaults`` are constructor arguments that differ from the builder's own signature for this name
+    (e.g. one class registered twice with different depths). ``tiny`` are overrides giving a very small
+    variant for fast generated tests.
+    """
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model name {name!r} registered twice")
+        doc = inspect.getdoc(builder) or ""
+        _REGISTRY[name] = ModelInfo(
+            name=name,
+            family=family,
+            builder=builder,
+            description=doc.splitlines()[0] if doc else "",
+            input_kind=input_kind,
+            input_shape=tuple(input_shape),
+            task=task,
+            defaults=dict(defaults or {}),
+            tiny=dict(tiny or {}),
+        )
+        return builder
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    # Importing the family modules runs their @register_model decorators.
+    from archlab.models import cnn, mlp, seed  # noqa: F401
+
+
+def list_models() -> list[ModelInfo]:
+    """Every registered model, sorted by family then name."""
+    _ensure_loaded()
+    return sorted(_REGISTRY.values(), key=lambda info: (info.family, info.name))
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; a clear error listing the names when it is unknown."""
+    _ensure_loaded()
+    if name not in _REGISTRY:
+        names = ", ".join(sorted(_REGISTRY))
+        raise ConfigError(f"Unknown model {name!r}. Known models: {names}. Run `archlab models` for details.")
+    return _REGISTRY[name]
+
+
+def resolve_model_args(name: str, **kwargs: Any) -> dict[str, Any]:
+    """The full constructor arguments of ``name``: signature defaults, then registry defaults, then kwargs.
+
+    Unknown argument names are rejected with the list of accepted ones, so a typo in a recipe never
+    passes silently.
+    """
+    info = get_model_info(name)
+    params = inspect.signature(info.builder).parameters
+    accepted = {k: p for k, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"Model {name!r} does not accept argument(s) {', '.join(unknown)}. "
+            f"Accepted: {', '.join(accepted)}."
+        )
+    resolved = {k: p.default for k, p in accepted.items() if p.default is not inspect.Parameter.empty}
+    resolved.update(info.defaults)
+    resolved.update(kwargs)
+    missing = [k for k in accepted if k not in resolved]
+    if missing:
+        raise ConfigError(f"Model {name!r} needs argument(s) {', '.join(missing)}.")
+    return resolved
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the registered model ``name`` with its defaults overridden by ``kwargs``."""
+    info = get_model_info(name)
+    args = resolve_model_args(name, **kwargs)
+    try:
+        return info.builder(**args)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"Cannot build model {name!r} with {args}: {err}") from err
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Forward-pass MFLOPs per sample (a multiply-add counts 2), measured by PyTorch's FLOP counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape))
+    finally:
+        model.train(was_training)
+    return counter.get_total_flops() / 1e6
+
+
+def model_summary(name: str, **kwargs: Any) -> dict[str, Any]:
+    """Metadata of ``name`` built with ``kwargs``: family, input, task, parameters and MFLOPs/sample."""
+    info = get_model_info(name)
+    model = create_model(name, **kwargs)
+    return {
+        "name": info.name,
+        "family": info.family,
+        "input_kind": info.input_kind,
+        "input_shape": list(info.input_shape),
+        "task": info.task,
+        "params": count_parameters(model),
+        "mflops": forward_mflops(model, info.input_shape),
+        "description": info.description,
+    }

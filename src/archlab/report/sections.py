@@ -1,0 +1,206 @@
+"""The sections of a run's HTML report, each a function from the run's files to an HTML fragment.
+
+Figures are handed to an ``embed(name, figure, alt)`` callable that saves them and returns the ``<img>``
+markup, so this module knows nothing about files or encodings. Every value read from the run is escaped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from html import escape
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from archlab.report import figures
+from archlab.report.run_files import RunFiles
+
+Embed = Callable[[str, Figure, str], str]
+MISSING = "—"
+
+
+# --- formatting ------------------------------------------------------------------------------------------
+
+
+def fmt_number(value: object, digits: int = 4, suffix: str = "") -> str:
+    """A float with ``digits`` decimals, or "—" when the value is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return MISSING
+    return f"{value:.{digits}f}{suffix}"
+
+
+def fmt_percent(value: object) -> str:
+    """A fraction in [0, 1] as a percentage with two decimals, or "—"."""
+    return MISSING if fmt_number(value) == MISSING else fmt_number(value * 100, 2, " %")
+
+
+def fmt_count(value: object, suffix: str = "") -> str:
+    """A large number with thousands separators and no decimals, or "—"."""
+    text = fmt_number(value, 0)
+    return MISSING if text == MISSING else f"{float(value):,.0f}{suffix}"
+
+
+def fmt_text(value: object) -> str:
+    """Any value as escaped text, or "—" when missing."""
+    return MISSING if value is None or value == "" else escape(str(value))
+
+
+def note(text: str) -> str:
+    """A paragraph explaining why a section is empty."""
+    return f'<p class="note">{escape(text)}</p>'
+
+
+def section(anchor: str, title: str, body: str) -> str:
+    """Wrap ``body`` in a titled section."""
+    return f'<section id="{anchor}">\n<h2>{escape(title)}</h2>\n{body}\n</section>'
+
+
+def table(header: list[str], rows: list[list[str]], css_class: str = "") -> str:
+    """An HTML table; cells must already be escaped."""
+    head = "".join(f"<th>{cell}</th>" for cell in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    opening = f'<table class="{css_class}">' if css_class else "<table>"
+    return f"{opening}\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+# --- sections --------------------------------------------------------------------------------------------
+
+
+def header(run: RunFiles) -> str:
+    """Title line: model, data, recipe, creation time and run folder."""
+    summary = run.summary
+    title = f"{fmt_text(summary.get('model'))} on {fmt_text(summary.get('data'))}"
+    details = [f"recipe {fmt_text(summary.get('recipe'))}", f"created {fmt_text(summary.get('created'))}",
+               f"run <code>{escape(str(run.run_dir))}</code>"]
+    return f'<header>\n<h1>{title}</h1>\n<p class="sub">{" · ".join(details)}</p>\n</header>'
+
+
+def key_numbers(run: RunFiles) -> str:
+    """Table of the headline numbers: test metrics, best validation, speed and size."""
+    summary = run.summary
+    test = summary.get("test_metrics") or {}
+    best = summary.get("best_val") or {}
+    rows = [
+        ["test accuracy", fmt_percent(test.get("accuracy"))],
+        ["test loss", fmt_number(test.get("loss"))],
+        *[[f"test {escape(str(name))}", fmt_number(value)] for name, value in test.items()
+          if name not in ("accuracy", "loss")],
+        ["best validation accuracy", fmt_percent(best.get("val_acc"))],
+        ["best validation loss", fmt_number(best.get("val_loss"))],
+        ["best epoch", fmt_text(best.get("epoch"))],
+        ["epochs", fmt_text(summary.get("epochs"))],
+        ["wall time", fmt_number(summary.get("wall_seconds"), 1, " s")],
+        ["training throughput", fmt_count(summary.get("train_images_per_second"), " images/s")],
+        ["parameters", fmt_count(summary.get("params"))],
+        ["MFLOPs", fmt_number(summary.get("mflops"), 2)],
+        ["precision", fmt_text(summary.get("precision"))],
+    ]
+    return section("key-numbers", "Key numbers", table(["metric", "value"], rows, css_class="kv"))
+
+
+def cross_validation(run: RunFiles) -> str:
+    """Per-fold validation results and their mean ± std, when the run was cross-validated."""
+    cv = run.summary.get("cv")
+    if not isinstance(cv, dict):
+        return ""
+    rows = [[str(index + 1), fmt_percent(fold.get("val_acc")), fmt_number(fold.get("val_loss"))]
+            for index, fold in enumerate(cv.get("folds") or []) if isinstance(fold, dict)]
+    rows.append([
+        "<strong>mean ± std</strong>",
+        f"{fmt_percent(cv.get('val_acc_mean'))} ± {fmt_percent(cv.get('val_acc_std'))}",
+        f"{fmt_number(cv.get('val_loss_mean'))} ± {fmt_number(cv.get('val_loss_std'))}",
+    ])
+    title = f"Cross-validation ({fmt_text(cv.get('k'))} folds)"
+    return section("cross-validation", title, table(["fold", "validation accuracy", "validation loss"], rows))
+
+
+def curves(run: RunFiles, embed: Embed) -> str:
+    """Loss and accuracy curves from ``metrics.csv``."""
+    if run.metrics_note:
+        return section("curves", "Loss and accuracy", note(run.metrics_note))
+    figure = figures.loss_accuracy_curves(run.metrics_rows)
+    body = (embed("curves", figure, "loss and accuracy curves") if figure else
+            note("metrics.csv has no loss or accuracy column (train_loss, val_loss, train_acc, val_acc)."))
+    return section("curves", "Loss and accuracy", body)
+
+
+def learning_rate(run: RunFiles, embed: Embed) -> str:
+    """Learning-rate schedule, from the ``lr-*`` columns."""
+    if run.metrics_note:
+        return section("learning-rate", "Learning rate", note(run.metrics_note))
+    figure = figures.learning_rate_curve(run.metrics_rows)
+    body = (embed("learning_rate", figure, "learning rate against step") if figure else
+            note("metrics.csv has no lr-* column: the learning rate is logged by Lightning's learning-rate "
+                 "monitor; train again with it enabled to see the schedule."))
+    return section("learning-rate", "Learning rate", body)
+
+
+def grad_norms(run: RunFiles, embed: Embed) -> str:
+    """Gradient-norm heat map, from the ``grad_norm/*`` columns."""
+    if run.metrics_note:
+        return section("grad-norms", "Gradient norms", note(run.metrics_note))
+    figure = figures.grad_norm_heatmap(run.metrics_rows)
+    body = (embed("grad_norms", figure, "log10 gradient norm per layer and step") if figure else
+            note("metrics.csv has no grad_norm/* column: gradient norms are logged by the gradient-flow "
+                 "monitor; train again with it enabled to see them."))
+    return section("grad-norms", "Gradient norms", body)
+
+
+def classification(run: RunFiles, embed: Embed) -> str:
+    """Confusion matrix, per-class accuracy and misclassified images, from ``test_predictions.npz``."""
+    titles = {"confusion": "Confusion matrix", "per-class": "Accuracy per class", "mistakes": "Misclassified"}
+    if run.predictions is None:
+        return "\n".join(section(anchor, title, note(run.predictions_note or "")) for anchor, title in titles.items())
+    labels, preds = run.predictions["labels"], run.predictions["preds"]
+    classes = class_names(run, labels, preds)
+    parts = [
+        section("confusion", titles["confusion"], embed(
+            "confusion_matrix", figures.confusion_matrix_figure(labels, preds, classes), "confusion matrix")),
+        section("per-class", titles["per-class"], embed(
+            "per_class_accuracy", figures.per_class_accuracy_figure(labels, preds, classes), "accuracy per class")),
+        section("mistakes", titles["mistakes"], mistakes_body(run, classes, embed)),
+    ]
+    return "\n".join(parts)
+
+
+def mistakes_body(run: RunFiles, classes: list[str], embed: Embed) -> str:
+    """The grid of misclassified test images, or a note saying why there is none."""
+    arrays = run.predictions or {}
+    if "mistake_index" not in arrays or "mistake_images" not in arrays:
+        return note(f"test_predictions.npz has no mistake_images: re-run `archlab eval {run.run_dir}` "
+                    "to recreate predictions.")
+    index = arrays["mistake_index"].astype(np.int64)
+    if index.size == 0:
+        return note("No misclassified test images.")
+    if index.min() < 0 or index.max() >= len(arrays["labels"]):
+        return note(f"test_predictions.npz has mistake indices outside the test split: re-run "
+                    f"`archlab eval {run.run_dir}` to recreate predictions.")
+    labels, preds = arrays["labels"][index], arrays["preds"][index]
+    probs = arrays.get("probs")
+    chosen = (probs[index, preds].astype(np.float32) if probs is not None
+              else np.full(index.shape, np.nan, dtype=np.float32))
+    images = arrays["mistake_images"]
+    figure = figures.mistakes_grid(images, labels, preds, chosen, classes)
+    caption = (f'<p class="caption">{min(len(images), 64)} of {int(np.sum(arrays["labels"] != arrays["preds"]))} '
+               "misclassified test images; title: true→predicted (probability of the prediction).</p>")
+    return embed("mistakes", figure, "misclassified test images") + caption
+
+
+def class_names(run: RunFiles, labels: np.ndarray, preds: np.ndarray) -> list[str]:
+    """Class names from ``meta.json``, padded with numbers if predictions use more classes than it names."""
+    names = [str(name) for name in run.meta.get("classes") or []]
+    probs = (run.predictions or {}).get("probs")
+    count = max(len(names), int(max(labels.max(initial=-1), preds.max(initial=-1))) + 1,
+                probs.shape[1] if probs is not None and probs.ndim == 2 else 0)
+    return names + [str(index) for index in range(len(names), count)]
+
+
+def config(run: RunFiles) -> str:
+    """The resolved training configuration, verbatim."""
+    if run.config_text is None:
+        body = note(f"No config.yaml in {run.run_dir}: the run did not store its resolved configuration "
+                    "(runs made by older versions of archlab do not).")
+    else:
+        body = f"<pre>{escape(run.config_text)}</pre>"
+    return section("config", "Configuration", body)

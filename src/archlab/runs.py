@@ -1,0 +1,139 @@
+"""The run directory: what a training run leaves behind, and how to read it back with no pickle.
+
+    RUN_DIR/
+      config.yaml            the fully resolved configuration (re-run with --config)
+      meta.json              model name + constructor arguments, normalization, classes, versions
+      weights.safetensors    final weights (safetensors: loading runs no code)
+      summary.json           headline numbers (test metrics, best validation, speed, size)
+      metrics.csv            every logged scalar (Lightning's CSV logger)
+      tb/                    TensorBoard events
+      checkpoints/           last.ckpt (periodic + final) and best.ckpt (best val_acc), for --resume
+      test_predictions.npz   labels, predictions, probabilities, misclassified images
+      report.html            plots and tables (archlab report RUN_DIR)
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from archlab.errors import RunError
+from archlab.io import atomic_path, atomic_write_json
+from archlab.models import create_model
+
+META = "meta.json"
+WEIGHTS = "weights.safetensors"
+SUMMARY = "summary.json"
+CONFIG = "config.yaml"
+PREDICTIONS = "test_predictions.npz"
+
+
+def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:
+    """``runs/<model>-<data>/<timestamp>`` (a counter is appended if that folder already exists)."""
+    base = Path(root) / f"{model}-{data}" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def versions() -> dict[str, str]:
+    import lightning
+
+    from archlab import __version__
+
+    return {"archlab": __version__, "torch": torch.__version__, "lightning": lightning.__version__,
+            "python": platform.python_version()}
+
+
+def save_model(run_dir: Path, model: nn.Module, meta: dict[str, Any]) -> None:
+    """Weights as safetensors plus the JSON metadata that rebuilds the model from the registry."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(run_dir / WEIGHTS) as tmp:
+        save_file(state, str(tmp))
+    atomic_write_json(run_dir / META, {**meta, "versions": versions()})
+
+
+def read_json(path: Path, what: str) -> dict[str, Any]:
+    if not path.is_file():
+        raise RunError(f"{path} is missing: {what}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path} is not valid JSON ({err}); the run directory is damaged.") from err
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"Run directory {run_dir} does not exist. List runs with `archlab runs`.")
+    return run_dir
+
+
+@dataclass
+class LoadedModel:
+    """A trained model rebuilt from a run directory, with what is needed to feed it."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def mean(self) -> float:
+        return float(self.meta["normalization"]["mean"])
+
+    @property
+    def std(self) -> float:
+        return float(self.meta["normalization"]["std"])
+
+
+def load_model(run_dir: str | Path) -> LoadedModel:
+    """Rebuild the run's model from ``meta.json`` + ``weights.safetensors`` (no unpickling), in eval mode."""
+    run_dir = check_run_dir(run_dir)
+    meta = read_json(run_dir / META, "the run has not finished; train it or resume it with --resume.")
+    weights = run_dir / WEIGHTS
+    if not weights.is_file():
+        raise RunError(f"{weights} is missing: the run has not finished; resume it with `archlab train --resume {run_dir}`.")
+    model = create_model(meta["model"], **meta["model_args"])
+    model.load_state_dict(load_file(str(weights)))
+    return LoadedModel(model.eval(), meta)
+
+
+@dataclass
+class Run:
+    """A finished run: its folder and headline numbers (``summary``)."""
+
+    path: Path
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "Run":
+        run_dir = check_run_dir(run_dir)
+        return cls(run_dir, read_json(run_dir / SUMMARY, "the run has not finished; resume it with --resume."))
+
+    @property
+    def test_accuracy(self) -> float | None:
+        return self.summary.get("test_metrics", {}).get("accuracy")
+
+    def load_model(self) -> LoadedModel:
+        return load_model(self.path)
+
+    def report(self) -> Path:
+        from archlab.report import build_report
+
+        return build_report(self.path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r}, test_accuracy={self.test_accuracy})"

@@ -1,0 +1,80 @@
+"""Optimizers and learning-rate schedules, looked up by name.
+
+Weight decay and explicit penalties apply to weights only (tensors with two or more dimensions):
+decaying biases and batch-norm scales only hurts (Goyal et al. 2017, "Accurate, large minibatch SGD").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+from archlab.config import OptimizerConfig, ScheduleConfig
+from archlab.errors import ConfigError
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: weights (decayed) and biases/norm parameters (not decayed)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}]
+    if no_decay:
+        groups.append({"params": no_decay, "weight_decay": 0.0})
+    return groups
+
+
+def penalized_weights(model: nn.Module) -> Iterable[torch.Tensor]:
+    """The tensors explicit L1/L2 penalties apply to (the same ones weight decay applies to)."""
+    return (p for p in model.parameters() if p.requires_grad and p.ndim >= 2)
+
+
+OPTIMIZERS: dict[str, Callable[[list[dict], OptimizerConfig], torch.optim.Optimizer]] = {
+    "sgd": lambda groups, c: torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov),
+    "adam": lambda groups, c: torch.optim.Adam(groups, lr=c.lr, betas=c.betas, eps=c.eps),
+    "adamw": lambda groups, c: torch.optim.AdamW(groups, lr=c.lr, betas=c.betas, eps=c.eps),
+    "rmsprop": lambda groups, c: torch.optim.RMSprop(groups, lr=c.lr, alpha=c.alpha, eps=c.eps, momentum=c.momentum),
+}
+
+
+def build_optimizer(model: nn.Module, config: OptimizerConfig, weight_decay: float) -> torch.optim.Optimizer:
+    if config.name not in OPTIMIZERS:
+        raise ConfigError(f"Unknown optimizer {config.name!r}. Choose one of: {', '.join(OPTIMIZERS)}.")
+    if config.name == "sgd" and config.nesterov and config.momentum <= 0:
+        raise ConfigError("Nesterov SGD needs momentum > 0 (e.g. --momentum 0.9).")
+    return OPTIMIZERS[config.name](parameter_groups(model, weight_decay), config)
+
+
+def _constant(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+
+
+def _step(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
+    every = max(1, round(c.step_epochs * steps_per_epoch))
+    return torch.optim.lr_scheduler.StepLR(opt, step_size=every, gamma=c.gamma)
+
+
+def _cosine(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
+    floor = c.final_lr_fraction
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda step: floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step / total_steps, 1.0)))
+    )
+
+
+def _one_cycle(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
+    peaks = [group["lr"] for group in opt.param_groups]
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=c.warmup_fraction
+    )
+
+
+SCHEDULES = {"constant": _constant, "step": _step, "cosine": _cosine, "one-cycle": _one_cycle}
+
+
+def build_schedule(opt: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int, steps_per_epoch: int):
+    """A per-step scheduler (Lightning calls it after every optimizer step)."""
+    if config.name not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {config.name!r}. Choose one of: {', '.join(SCHEDULES)}.")
+    return SCHEDULES[config.name](opt, config, total_steps, steps_per_epoch)
