@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -34,6 +35,21 @@ WEIGHTS = "weights.safetensors"
 SUMMARY = "summary.json"
 CONFIG = "config.yaml"
 PREDICTIONS = "test_predictions.npz"
+
+
+MAX_MISTAKES = 64
+
+
+def write_predictions(run_dir: Path, labels: torch.Tensor, probs: torch.Tensor, images: torch.Tensor) -> None:
+    """Test labels, predictions, probabilities and up to 64 misclassified images (for the report)."""
+    labels_np = labels.cpu().numpy()
+    probs_np = probs.float().cpu().numpy()
+    preds = probs_np.argmax(1)
+    mistakes = np.flatnonzero(preds != labels_np)[:MAX_MISTAKES]
+    with atomic_path(run_dir / PREDICTIONS) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, labels=labels_np, preds=preds, probs=probs_np.astype(np.float16),
+                                mistake_index=mistakes, mistake_images=images[torch.from_numpy(mistakes)].numpy())
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:

@@ -156,3 +156,19 @@ def test_run_tool_quotes_stderr_of_a_failing_tool(tmp_path, monkeypatch):
         run_tool(["faketool", "x"], cwd=tmp_path, install_hint="install faketool")
     assert "status 3" in str(info.value) and "E404 not found" in str(info.value)
     assert os.environ["PATH"] == str(tool.parent)
+
+
+def test_a_concurrent_fetch_that_finished_first_is_kept(tiny_spec, cache_dir):
+    inner = tiny_spec.fetcher
+    installed = {}
+
+    def racing_fetcher(tmp_dir: Path):
+        if not installed:  # another process (here: a nested fetch) completes while this one downloads
+            installed["started"] = True
+            installed["inode"] = fetch(TINY_NAME, cache_dir, quiet=True).stat().st_ino
+        return inner(tmp_dir)
+
+    object.__setattr__(tiny_spec, "fetcher", racing_fetcher)
+    path = fetch(TINY_NAME, cache_dir, quiet=True)
+    assert path.stat().st_ino == installed["inode"], "the folder another process installed is left alone"
+    assert sorted(p.name for p in cache_dir.iterdir()) == [TINY_NAME]

@@ -50,7 +50,9 @@ class AugmentConfig:
         _check(self.translate < 1, f"translate is a fraction of the image size and must be < 1, got {self.translate}")
         _check(self.erase_p <= 1, f"erase_p is a probability and must be <= 1, got {self.erase_p}")
         if self.scale is not None:
-            _check(len(self.scale) == 2, f"scale must be a pair (low, high), got {self.scale!r}")
+            pair = isinstance(self.scale, (tuple, list)) and len(self.scale) == 2
+            _check(pair and all(isinstance(s, (int, float)) for s in self.scale),
+                   f"scale must be a pair of numbers (low, high), got {self.scale!r}")
             low, high = (float(s) for s in self.scale)
             _check(0 < low <= high, f"scale must satisfy 0 < low <= high, got {self.scale!r}")
             object.__setattr__(self, "scale", (low, high))
@@ -72,9 +74,6 @@ class AugmentConfig:
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         _check(not unknown, f"unknown key(s) {unknown}; known keys are {sorted(known)}")
-        if values.get("scale") is not None:
-            _check(isinstance(values["scale"], (list, tuple)), f"scale must be a pair, got {values['scale']!r}")
-            values["scale"] = tuple(values["scale"])
         try:
             return cls(**values)
         except (TypeError, ValueError) as error:
@@ -98,6 +97,14 @@ def _build_pipeline(config: AugmentConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _seed(seed: int, device: torch.device) -> None:
+    """Seed the CPU generator and, for CUDA input, the generator of that one GPU (the ones fork_rng restores)."""
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+
+
 class Augment:
     """Callable ``(x [B, C, H, W] in [0, 1], seed) -> augmented x`` of the same shape, on x's device."""
 
@@ -114,6 +121,6 @@ class Augment:
             return x
         devices = [x.device] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
+            _seed(seed, x.device)
             out = self.pipeline(x.float())
         return out.clamp_(0.0, 1.0)

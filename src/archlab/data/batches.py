@@ -102,7 +102,12 @@ class BatchLoader:
 
     def state_dict(self) -> dict:
         """Where the loader stands: enough for a new loader to continue the epoch exactly."""
-        return {"epoch": self._epoch, "batches_done": self._position, "seed": self.seed, "num_samples": self.num_samples}
+        return {
+            "epoch": self._epoch,
+            "batches_done": self._position,
+            "seed": self.seed,
+            "num_samples": self.num_samples,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from ``state``: the next ``iter()`` yields the first batch not yet seen in that epoch."""

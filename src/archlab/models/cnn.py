@@ -138,29 +138,35 @@ BLOCKS = {
 
 _TINY = {"channels": (4, 8)}
 
-register_model("cnn", family="cnn", tiny=_TINY)(ConvNet)
+register_model("cnn", family="cnn", tiny=_TINY,
+               description="fast CPU CNN: 5x5/2 stem, conv+pool stages, batch norm")(ConvNet)
 register_model(
     "cnn-wide",
     family="cnn",
     defaults={"channels": (32, 64, 128), "convs_per_stage": 2, "dropout": 0.2},
     tiny=_TINY,
+    description="wider, deeper CNN (2 convs per stage, dropout) for best accuracy",
 )(ConvNet)
 register_model(
     "cnn-stride",
     family="cnn",
     defaults={"stem_kernel": 3, "stem_stride": 1, "channels": (16, 32, 64), "downsample": "stride"},
     tiny=_TINY,
+    description="3x3 stem at stride 1, stride-2 convolutions instead of pooling",
 )(ConvNet)
 register_model(
     "cnn-dilated",
     family="cnn",
     defaults={"channels": (32, 32, 64), "dilation": 2},
     tiny=_TINY,
+    description="dilated 3x3 convolutions (dilation 2): wider receptive field, same cost",
 )(ConvNet)
 register_model(
     "cnn-inception",
     family="cnn",
     defaults={"channels": (32, 64, 96), "block": "inception"},
     tiny={"channels": (4, 8)},
+    description="Inception blocks: parallel 1x1/3x3/5x5/pool branches",
 )(ConvNet)
-register_model("cnn-nobn", family="cnn", defaults={"batch_norm": False}, tiny=_TINY)(ConvNet)
+register_model("cnn-nobn", family="cnn", defaults={"batch_norm": False}, tiny=_TINY,
+               description="the cnn without batch norm (to show what it buys)")(ConvNet)

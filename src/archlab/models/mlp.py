@@ -16,7 +16,8 @@ from archlab.models.registry import register_model
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
 
 
-@register_model("mlp", family="mlp", tiny={"hidden": (16,)})
+@register_model("mlp", family="mlp", tiny={"hidden": (16,)},
+                description="fully connected baseline: 784-512-256-10, dropout")
 class MLP(nn.Module):
     """Fully connected classifier: flatten → [linear → (BN) → act → dropout] × hidden → linear."""
 

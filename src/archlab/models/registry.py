@@ -45,6 +45,7 @@ def register_model(
     task: str = "classify",
     defaults: dict[str, Any] | None = None,
     tiny: dict[str, Any] | None = None,
+    description: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a model class or factory under ``name``.
 
@@ -61,7 +62,7 @@ def register_model(
             name=name,
             family=family,
             builder=builder,
-            description=doc.splitlines()[0] if doc else "",
+            description=description or (doc.splitlines()[0] if doc else ""),
             input_kind=input_kind,
             input_shape=tuple(input_shape),
             task=task,

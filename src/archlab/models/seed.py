@@ -12,7 +12,8 @@ from torch import nn
 from archlab.models.registry import register_model
 
 
-@register_model("seed-cnn", family="seed", tiny={})
+@register_model("seed-cnn", family="seed", tiny={},
+                description="the seed listing, faithful: conv32-conv64-pool-fc128 (1.6M params)")
 class SeedCNN(nn.Module):
     """The seed CNN listing: conv32 → conv64 → max-pool → dropout .25 → fc128 → dropout .5 → fc10.
 

@@ -18,7 +18,8 @@ class GradNormMonitor(L.Callback):
         self.every_n_steps = every_n_steps
 
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
-        if not self.every_n_steps or trainer.global_step % self.every_n_steps:
+        step = trainer.global_step + 1  # this step, counted from 1
+        if not self.every_n_steps or step % self.every_n_steps:
             return
         norms = {}
         for name, param in pl_module.named_parameters():
@@ -26,4 +27,7 @@ class GradNormMonitor(L.Callback):
                 norms[f"grad_norm/{name.removeprefix('model.')}"] = param.grad.detach().float().norm()
         if norms:
             norms["grad_norm/total"] = torch.stack(list(norms.values())).norm()
-            pl_module.log_dict(norms, on_step=True, on_epoch=False)
+            # Straight to the loggers: this monitor keeps its own interval, independent of log_every_n_steps.
+            values = {name: float(value) for name, value in norms.items()}
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=step)

@@ -73,7 +73,8 @@ class ClassifyTask(L.LightningModule):
         if l2 is not None:
             loss = loss + self.l2_penalty * l2
         # Logging costs a host sync; on a small CPU model every step it is a measurable share of the step.
-        if batch_idx % self.log_every_n_steps == 0:
+        # Lightning hands on-step values to the loggers when (global_step + 1) % log_every_n_steps == 0.
+        if (self.global_step + 1) % self.log_every_n_steps == 0:
             metrics = {"train_loss": loss.detach(), "train_acc": (logits.argmax(1) == y).float().mean()}
             if l1 is not None:
                 metrics["l1_penalty"] = l1.detach()

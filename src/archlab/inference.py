@@ -1,0 +1,121 @@
+"""Inference on a finished run: re-evaluate it on its test split, or predict the class of user images.
+
+Both rebuild the model from the run directory alone (``meta.json`` + ``weights.safetensors``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from archlab.errors import ArchlabError
+from archlab.io import atomic_write_json
+from archlab.runs import SUMMARY, LoadedModel, load_model, read_json, write_predictions
+
+
+@dataclass
+class Prediction:
+    """Top-k classes of one input, with the notes on how the input was converted."""
+
+    source: str
+    top: list[tuple[str, float]]
+    notes: list[str] = field(default_factory=list)
+
+
+def _batched_logits(loaded: LoadedModel, images_uint8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    outputs = []
+    with torch.inference_mode():
+        for start in range(0, len(images_uint8), batch_size):
+            x = images_uint8[start : start + batch_size].float().div_(255).sub_(loaded.mean).div_(loaded.std)
+            outputs.append(loaded.model(x).float())
+    return torch.cat(outputs)
+
+
+def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Recompute test accuracy and loss from the saved weights; refresh predictions and summary.json."""
+    from archlab.data import load_raw
+
+    run_dir = Path(run_dir)
+    loaded = load_model(run_dir)
+    _, test, _ = load_raw(loaded.meta["data"], data_dir)
+    logits = _batched_logits(loaded, test.images)
+    metrics = {
+        "accuracy": float((logits.argmax(1) == test.labels).float().mean()),
+        "loss": float(F.cross_entropy(logits, test.labels)),
+    }
+    write_predictions(run_dir, test.labels, logits.softmax(1), test.images)
+    summary_path = run_dir / SUMMARY
+    summary = read_json(summary_path, "") if summary_path.is_file() else {"model": loaded.meta["model"]}
+    summary["test_metrics"] = metrics
+    atomic_write_json(summary_path, summary)
+    return metrics
+
+
+def _image_to_array(path: Path, size: tuple[int, int], notes: list[str]) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode != "L":
+                notes.append(f"converted mode {image.mode} to greyscale")
+                image = image.convert("L")
+            if image.size != (size[1], size[0]):
+                notes.append(f"resized {image.size[0]}×{image.size[1]} to {size[1]}×{size[0]}")
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError) as err:
+        raise ArchlabError(f"Cannot read {path} as an image ({err}). Pass a PNG/JPEG file or a .npy array.") from err
+    if array.mean() > 127:
+        notes.append("inverted a light background to match the training images (white digit on black)")
+        array = 255 - array
+    return array[None]
+
+
+def _npy_to_array(path: Path, size: tuple[int, int], notes: list[str]) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ArchlabError(f"Cannot read {path} as a .npy array ({err}).") from err
+    shape = array.shape
+    array = np.squeeze(array)
+    if array.ndim == 2:
+        array = array[None]
+    if array.ndim != 3 or tuple(array.shape[1:]) != size:
+        raise ArchlabError(
+            f"{path} has shape {shape}; expected [H, W] or [N, H, W] "
+            f"(optionally with a channel axis of 1) with H×W = {size[0]}×{size[1]}."
+        )
+    if array.dtype != np.uint8:
+        if array.min() >= 0 and array.max() <= 1.0:
+            notes.append("scaled float values in [0, 1] to 0..255")
+            array = array * 255.0
+        array = np.clip(array, 0, 255).astype(np.uint8)
+    return array
+
+
+def predict(run_dir: str | Path, inputs: list[str | Path], top_k: int = 3) -> list[Prediction]:
+    """Top-k class probabilities for image files (PNG/JPEG...) or .npy arrays (one or many images each)."""
+    loaded = load_model(run_dir)
+    _, height, width = loaded.meta["input_shape"]
+    predictions: list[Prediction] = []
+    for item in inputs:
+        path = Path(item)
+        if not path.is_file():
+            raise ArchlabError(f"Input {path} does not exist.")
+        notes: list[str] = []
+        reader = _npy_to_array if path.suffix.lower() == ".npy" else _image_to_array
+        images = torch.from_numpy(reader(path, (height, width), notes).copy()).unsqueeze(1)
+        probs = _batched_logits(loaded, images).softmax(1)
+        k = min(top_k, probs.shape[1])
+        values, indices = probs.topk(k, dim=1)
+        for n in range(len(images)):
+            label = str(path) if len(images) == 1 else f"{path}[{n}]"
+            top = [(loaded.classes[i], float(v)) for v, i in zip(values[n], indices[n])]
+            predictions.append(Prediction(label, top, notes))
+    return predictions

@@ -1,0 +1,27 @@
+"""Fixtures shared across test folders."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tinydata  # noqa: E402
+
+
+@pytest.fixture
+def tiny_blobs(tmp_path, monkeypatch) -> dict:
+    """The learnable ``tiny-blobs`` data set, cached in a private ``ARCHLAB_DATA`` folder.
+
+    Returns the settings a test passes to ``archlab.train`` to use it quickly.
+    """
+    monkeypatch.setenv("ARCHLAB_DATA", str(tmp_path / "cache"))
+    spec = tinydata.register(tmp_path / "source")
+    yield {"data": tinydata.NAME, "val_size": 60, "eval_batch_size": 50, "batch_size": 32, "progress": False,
+           "log_every_n_steps": 2, "grad_norm_every_n_steps": 4}
+    from archlab.data.fetch import DATASETS
+
+    DATASETS.pop(spec.name, None)
