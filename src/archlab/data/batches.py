@@ -152,7 +152,8 @@ class BatchLoader:
         for b in range(start, len(self)):
             index = order[b * self._batch_size : (b + 1) * self._batch_size]
             self._position = b + 1
-            yield self._make_batch(index, batch_seed(self.seed, epoch, self.rank, b))
+            seed = batch_seed(self.seed, epoch, self.rank, b) if self.augment is not None else 0
+            yield self._make_batch(index, seed)
 
     def _make_batch(self, index: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[index].float().div_(255.0)

@@ -128,7 +128,12 @@ class ConvNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.stages(self.stem(x))
-        return self.classifier(self.dropout(torch.flatten(features, 1)))
+        # Flatten in (H, W, C) order. The result is the same function of the input whatever the memory
+        # format, but under channels_last this is a free view whose gradient keeps the channels_last
+        # layout; flattening in (C, H, W) order would send a channels-first gradient back into the conv
+        # stack, and mixed layouts make every elementwise backward kernel several times slower.
+        features = features.permute(0, 2, 3, 1).flatten(1)
+        return self.classifier(self.dropout(features))
 
 
 BLOCKS = {
