@@ -30,7 +30,7 @@ def command(target: typer.Typer = app, **kwargs: Any) -> Callable:
             try:
                 return fn(*args, **kw)
             except ArchlabError as err:
-                errors.print(f"[bold red]error:[/] {err}", highlight=False)
+                errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False)
                 raise typer.Exit(2) from None
 
         return target.command(**kwargs)(wrapper)
@@ -239,9 +239,9 @@ def predict_command(
 
     for prediction in predict(run_dir, list(inputs), top_k):
         for note in prediction.notes:
-            console.print(f"[yellow]note:[/] {prediction.source}: {note}")
-        ranked = ", ".join(f"{name} {p:.3f}" for name, p in prediction.top)
-        console.print(f"{prediction.source}: [bold]{prediction.top[0][0]}[/]  ({ranked})")
+            console.print(f"[yellow]note:[/] {escape(prediction.source)}: {escape(note)}")
+        ranked = escape(", ".join(f"{name} {p:.3f}" for name, p in prediction.top))
+        console.print(f"{escape(prediction.source)}: [bold]{escape(prediction.top[0][0])}[/]  ({ranked})")
 
 
 @command(name="runs")

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import platform
 from dataclasses import dataclass, field
@@ -50,6 +51,44 @@ def write_predictions(run_dir: Path, labels: torch.Tensor, probs: torch.Tensor, 
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, labels=labels_np, preds=preds, probs=probs_np.astype(np.float16),
                                 mistake_index=mistakes, mistake_images=images[torch.from_numpy(mistakes)].numpy())
+
+
+METRICS = "metrics.csv"
+
+
+def stash_metrics(run_dir: Path) -> Path | None:
+    """Move metrics.csv aside before a resume (Lightning's CSV logger would delete it on start)."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return None
+    stashed = run_dir / f".{METRICS}.before-resume"
+    path.replace(stashed)
+    return stashed
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def merge_metrics(run_dir: Path, stashed: Path, resumed_step: int) -> None:
+    """Rows logged before the resumed checkpoint, then the new rows: one continuous metrics.csv.
+
+    Rows the interrupted run logged after its last checkpoint are dropped: the resumed run trained
+    those steps again and logged them anew.
+    """
+    old_fields, old_rows = _read_rows(stashed)
+    kept = [row for row in old_rows if not row.get("step") or int(float(row["step"])) < resumed_step]
+    new_path = run_dir / METRICS
+    new_fields, new_rows = _read_rows(new_path) if new_path.is_file() else ([], [])
+    fields = sorted(set(old_fields) | set(new_fields))
+    with atomic_path(new_path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept + new_rows)
+    stashed.unlink()
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import subprocess
@@ -66,6 +67,11 @@ def test_kill_and_resume_gives_the_same_final_weights(tiny_blobs, tmp_path):
     for name in ref_weights:
         torch.testing.assert_close(new_weights[name], ref_weights[name], rtol=0, atol=0, msg=name)
     assert resumed.test_accuracy == reference.test_accuracy
+    # metrics.csv holds the whole history: steps before the kill and after the resume, once each
+    with open(resumed.path / "metrics.csv", newline="") as handle:
+        train_steps = [int(row["step"]) for row in csv.DictReader(handle) if row.get("train_loss")]
+    assert train_steps == sorted(set(train_steps)) and min(train_steps) < 12 < max(train_steps)
+    assert not list(resumed.path.glob(".metrics.csv*"))
 
 
 def test_resume_without_a_checkpoint_is_a_clear_error(tiny_blobs, tmp_path):

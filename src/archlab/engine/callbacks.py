@@ -44,9 +44,11 @@ class RunRecord(L.Callback):
         self.train_seconds = 0.0
         self.images = 0
         self.val_history: list[dict[str, float]] = []
+        self.first_step = 0  # the global step training started from (> 0 after a resume)
         self._started: float | None = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.first_step = trainer.global_step
         self._started = time.perf_counter()
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

@@ -19,11 +19,27 @@ import lightning as L
 from archlab.config import TrainConfig, resolve_config, save_config
 from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_image_data
 from archlab.engine.callbacks import RunRecord
-from archlab.engine.trainer import CHECKPOINTS, build_trainer, keep_freed_memory, total_steps_for
+from archlab.engine.trainer import (
+    CHECKPOINTS,
+    build_trainer,
+    check_precision,
+    keep_freed_memory,
+    quiet_lightning,
+    total_steps_for,
+)
 from archlab.errors import RunError
 from archlab.io import atomic_write_json
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
-from archlab.runs import CONFIG, SUMMARY, Run, default_run_dir, save_model, write_predictions
+from archlab.runs import (
+    CONFIG,
+    SUMMARY,
+    Run,
+    default_run_dir,
+    merge_metrics,
+    save_model,
+    stash_metrics,
+    write_predictions,
+)
 from archlab.tasks import ClassifyTask
 
 
@@ -88,8 +104,11 @@ def fit(
     last = run_dir / CHECKPOINTS / "last.ckpt"
     if resume and not last.is_file():
         raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
+    stashed = stash_metrics(run_dir) if resume else None
     trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None,
                 weights_only=True)
+    if stashed is not None:
+        merge_metrics(run_dir, stashed, record.first_step)
     trainer.save_checkpoint(last, weights_only=False)
     test_metrics: dict[str, float] = {}
     if config.eval_test:
@@ -119,6 +138,8 @@ def fit(
 
 
 def _prepare(config: TrainConfig) -> None:
+    check_precision(config)
+    quiet_lightning()
     keep_freed_memory()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)

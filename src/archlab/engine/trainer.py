@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import logging
+import warnings
 import ctypes.util
 import math
 from datetime import timedelta
@@ -14,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from archlab.config import TrainConfig
 from archlab.engine.callbacks import RandomStateCallback, RunRecord
+from archlab.errors import ConfigError
 from archlab.monitor import GradNormMonitor, WeightHistogramMonitor
 
 CHECKPOINTS = "checkpoints"
@@ -34,6 +37,32 @@ def keep_freed_memory() -> None:
     m_trim_threshold, m_mmap_threshold = -1, -3
     libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
     libc.mallopt(m_trim_threshold, 2**30)
+
+
+class _DropAdverts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Tip:" not in record.getMessage()
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning messages that say nothing about the run (adverts, its own deprecations).
+
+    The CSV logger's "logs directory exists" warning is expected: config.yaml is written first, and a
+    resume moves metrics.csv aside itself (see ``runs.stash_metrics``).
+    """
+    warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+
+
+def check_precision(config: TrainConfig) -> None:
+    """16-mixed needs CUDA; say so before Lightning fails with a less helpful message."""
+    import torch
+
+    if config.precision == "16-mixed" and (config.accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError("precision 16-mixed needs a CUDA GPU; on a CPU use --precision bf16-mixed (or 32).")
 
 
 def periodic_checkpoint(config: TrainConfig, folder: Path) -> ModelCheckpoint:
