@@ -115,36 +115,36 @@ def cross_validation(run: RunFiles) -> str:
     return section("cross-validation", title, table(["fold", "validation accuracy", "validation loss"], rows))
 
 
+def _metrics_figure(run: RunFiles, embed: Embed, anchor: str, title: str, figure, alt: str, missing: str) -> str:
+    """A section holding one figure drawn from ``metrics.csv``, or a note saying what is missing."""
+    if run.metrics_note:
+        return section(anchor, title, note(run.metrics_note))
+    drawn = figure(run.metrics_rows)
+    body = embed(anchor.replace("-", "_"), drawn, alt) if drawn else note(missing)
+    return section(anchor, title, body)
+
+
 def curves(run: RunFiles, embed: Embed) -> str:
     """Loss and accuracy curves from ``metrics.csv``."""
-    if run.metrics_note:
-        return section("curves", "Loss and accuracy", note(run.metrics_note))
-    figure = figures.loss_accuracy_curves(run.metrics_rows)
-    body = (embed("curves", figure, "loss and accuracy curves") if figure else
-            note("metrics.csv has no loss or accuracy column (train_loss, val_loss, train_acc, val_acc)."))
-    return section("curves", "Loss and accuracy", body)
+    return _metrics_figure(run, embed, "curves", "Loss and accuracy", figures.loss_accuracy_curves,
+                           "loss and accuracy curves",
+                           "metrics.csv has no loss or accuracy column (train_loss, val_loss, train_acc, val_acc): "
+                           "the run logged fewer steps than log_every_n_steps.")
 
 
 def learning_rate(run: RunFiles, embed: Embed) -> str:
     """Learning-rate schedule, from the ``lr-*`` columns."""
-    if run.metrics_note:
-        return section("learning-rate", "Learning rate", note(run.metrics_note))
-    figure = figures.learning_rate_curve(run.metrics_rows)
-    body = (embed("learning_rate", figure, "learning rate against step") if figure else
-            note("metrics.csv has no lr-* column: the learning rate is logged by Lightning's learning-rate "
-                 "monitor; train again with it enabled to see the schedule."))
-    return section("learning-rate", "Learning rate", body)
+    return _metrics_figure(run, embed, "learning-rate", "Learning rate", figures.learning_rate_curve,
+                           "learning rate against step",
+                           "metrics.csv has no lr-* column: the run logged fewer steps than log_every_n_steps.")
 
 
 def grad_norms(run: RunFiles, embed: Embed) -> str:
     """Gradient-norm heat map, from the ``grad_norm/*`` columns."""
-    if run.metrics_note:
-        return section("grad-norms", "Gradient norms", note(run.metrics_note))
-    figure = figures.grad_norm_heatmap(run.metrics_rows)
-    body = (embed("grad_norms", figure, "log10 gradient norm per layer and step") if figure else
-            note("metrics.csv has no grad_norm/* column: gradient norms are logged by the gradient-flow "
-                 "monitor; train again with it enabled to see them."))
-    return section("grad-norms", "Gradient norms", body)
+    return _metrics_figure(run, embed, "grad-norms", "Gradient norms", figures.grad_norm_heatmap,
+                           "log10 gradient norm per layer and step",
+                           "metrics.csv has no grad_norm/* column: gradient norms are logged every "
+                           "grad_norm_every_n_steps steps (0 turns them off); train with a value of 1 or more.")
 
 
 def classification(run: RunFiles, embed: Embed) -> str:
