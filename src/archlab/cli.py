@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 data_app = typer.Typer(no_args_is_help=True, help="List and fetch the data sets (they install offline).")
 app.add_typer(data_app, name="data")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # messages unwrapped: paths stay copyable
 
 
 def command(target: typer.Typer = app, **kwargs: Any) -> Callable:

@@ -72,7 +72,7 @@ def _image_to_array(path: Path, size: tuple[int, int], notes: list[str]) -> np.n
     except (UnidentifiedImageError, OSError) as err:
         raise ArchlabError(f"Cannot read {path} as an image ({err}). Pass a PNG/JPEG file or a .npy array.") from err
     if array.mean() > 127:
-        print("inverted a light background to match the training images (white digit on black)")
+        notes.append("inverted a light background to match the training images (white digit on black)")
         array = 255 - array
     return array[None]
 

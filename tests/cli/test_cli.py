@@ -250,9 +250,10 @@ def predictions(result) -> dict[str, list[str]]:
 
 def test_predict_image_and_array(trained_run, tmp_path):
     run = trained_run
-    image = Image.new("RGB", (40, 30), (235, 235, 230))  # light background, dark stroke
-    image.paste((20, 20, 20), (15, 5, 22, 25))
-    image.save(tmp_path / "img.png")
+    # A tiny-blobs digit as a user would draw it: dark on a light background, RGB, 40×30 pixels.
+    digit, digit_label = tinydata.blobs(8, seed=11)
+    Image.fromarray(255 - digit[7]).resize((40, 30), Image.Resampling.BILINEAR).convert("RGB") \
+        .save(tmp_path / "img.png")
     images, labels = tinydata.blobs(3, seed=7)
     assert images.shape == (3, 28, 28) and images.dtype == np.uint8
     np.save(tmp_path / "arr.npy", images)
@@ -274,9 +275,10 @@ def test_predict_image_and_array(trained_run, tmp_path):
         probs = [float(e.split()[1]) for e in entries]
         assert set(names) <= set(classes) and len(set(names)) == 3
         assert probs == sorted(probs, reverse=True) and 0 <= probs[-1] and probs[0] <= 1
-    # The array notes are about the image only; the model recognises the tiny-blobs digits.
+    # Converted back to what the model was trained on, the inputs are recognised.
     correct = sum(found[a][0].split()[0] == str(c) for a, c in zip(arrays, labels))
     assert correct >= 2, (found, labels)
+    assert found[img][0].split()[0] == str(digit_label[7]), (found[img], digit_label[7])
 
 
 def test_predict_top_k_two(trained_run, tmp_path):

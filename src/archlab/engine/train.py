@@ -22,12 +22,13 @@ from archlab.engine.callbacks import RunRecord
 from archlab.engine.trainer import (
     CHECKPOINTS,
     build_trainer,
-    check_precision,
+    check_devices,
     keep_freed_memory,
     quiet_lightning,
     total_steps_for,
 )
-from archlab.errors import RunError
+from archlab.data.fetch import get_spec
+from archlab.errors import ConfigError, RunError
 from archlab.io import atomic_write_json
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
 from archlab.runs import (
@@ -41,6 +42,7 @@ from archlab.runs import (
     write_predictions,
 )
 from archlab.tasks import ClassifyTask
+from archlab.tasks.optim import OPTIMIZERS, SCHEDULES
 
 
 def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
@@ -137,8 +139,19 @@ def fit(
     return summary
 
 
+def check_settings(config: TrainConfig) -> None:
+    """Every name and argument a run will look up, checked before anything is fetched or written."""
+    resolve_model_args(config.model, **config.model_args)
+    if config.optimizer.name not in OPTIMIZERS:
+        raise ConfigError(f"Unknown optimizer {config.optimizer.name!r}. Choose one of: {', '.join(OPTIMIZERS)}.")
+    if config.schedule.name not in SCHEDULES:
+        raise ConfigError(f"Unknown schedule {config.schedule.name!r}. Choose one of: {', '.join(SCHEDULES)}.")
+    AugmentConfig.from_dict(config.augment)
+    get_spec(config.data)
+    check_devices(config)
+
+
 def _prepare(config: TrainConfig) -> None:
-    check_precision(config)
     quiet_lightning()
     keep_freed_memory()
     if config.num_threads:
@@ -200,7 +213,7 @@ def train(
         if model is not None:
             overrides["model"] = model
         config = resolve_config(recipe, config_file, overrides)
-        get_model_info(config.model)  # fail fast on an unknown name, before any data is fetched
+        check_settings(config)  # fail fast, before any data is fetched or any folder is made
         run_path = Path(run_dir) if run_dir else default_run_dir(config.model, config.data)
         run_path.mkdir(parents=True, exist_ok=True)
         save_config(config, run_path / CONFIG)

@@ -57,11 +57,15 @@ def quiet_lightning() -> None:
         rank_zero.addFilter(_DropAdverts())
 
 
-def check_precision(config: TrainConfig) -> None:
-    """16-mixed needs CUDA; say so before Lightning fails with a less helpful message."""
+def check_devices(config: TrainConfig) -> None:
+    """GPU settings on a machine without CUDA: say so before Lightning fails with a traceback."""
     import torch
 
-    if config.precision == "16-mixed" and (config.accelerator == "cpu" or not torch.cuda.is_available()):
+    has_cuda = torch.cuda.is_available()
+    if config.accelerator in ("gpu", "cuda") and not has_cuda:
+        raise ConfigError(f"--accelerator {config.accelerator} needs a CUDA GPU and PyTorch's CUDA build; "
+                          "none is available here. Use --accelerator cpu (or auto).")
+    if config.precision == "16-mixed" and (config.accelerator == "cpu" or not has_cuda):
         raise ConfigError("precision 16-mixed needs a CUDA GPU; on a CPU use --precision bf16-mixed (or 32).")
 
 
