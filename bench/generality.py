@@ -22,9 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archlab  # noqa: E402
-from archlab.data import load_raw  # noqa: E402
 from common import append_rows, cpu_model  # noqa: E402
-from seed_loop import run_seed_loop  # noqa: E402
+from seed_loop import run_seed_loop_in_subprocess  # noqa: E402
 
 
 def timed_train(workdir: Path, name: str, **settings) -> dict:
@@ -38,7 +37,6 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 seed-cnn epoch, nothing appended")
     args = parser.parse_args()
     machine = cpu_model()
-    train, test, _ = load_raw("mnist")
     archlab.load_image_data("mnist")
     archlab.load_image_data("fashion-mnist")
 
@@ -51,7 +49,7 @@ def main() -> None:
         print(f"cnn, mnist-best recipe on fashion-mnist: {fashion_best['acc']:.4f} in {fashion_best['seconds']:.1f} s")
         fashion_fast = timed_train(work, "fashion-fast", recipe="mnist-fast", data="fashion-mnist")
         print(f"cnn, mnist-fast recipe on fashion-mnist: {fashion_fast['acc']:.4f} in {fashion_fast['seconds']:.1f} s")
-    seed = run_seed_loop(train, test, target=2.0, max_epochs=1)  # one epoch of the listing's own loop
+    seed = run_seed_loop_in_subprocess(target=2.0, max_epochs=1)  # one epoch of the listing's own loop
     seed_epoch = seed["epochs"][0]["train_seconds"]
     archlab_epoch = faithful["summary"]["wall_seconds"] / faithful["summary"]["epochs"]
 

@@ -22,9 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import archlab  # noqa: E402
-from archlab.data import load_raw  # noqa: E402
 from common import append_rows, cpu_flags, cpu_model, matmul_gflops  # noqa: E402
-from seed_loop import run_seed_loop  # noqa: E402
+from seed_loop import run_seed_loop_in_subprocess  # noqa: E402
 
 
 def run_recipe(recipe: str, workdir: Path) -> dict:
@@ -44,21 +43,27 @@ def main() -> None:
     parser.add_argument("--no-seed", action="store_true", help="skip the seed loop (no peer, no rows)")
     parser.add_argument("--seed-max-epochs", type=int, default=5)
     parser.add_argument("--no-append", action="store_true", help="do not write to BENCHMARKS.md")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of mnist-fast (the median counts)")
     args = parser.parse_args()
 
     machine = cpu_model()
-    train, test, _ = load_raw("mnist")
     archlab.load_image_data("mnist")  # parse and cache in memory now: loading is not training
     peak = {"fp32": matmul_gflops(torch.float32), "bf16": matmul_gflops(torch.bfloat16)}
     print(f"machine: {machine} ({cpu_flags()}); matmul peak fp32 {peak['fp32']:.0f} GFLOP/s, "
           f"bf16 {peak['bf16']:.0f} GFLOP/s")
 
     with tempfile.TemporaryDirectory() as tmp:
-        fast = run_recipe("mnist-fast", Path(tmp))
-        print(f"mnist-fast: {fast['acc']:.4f} in {fast['seconds']:.2f} s ({fast['train_seconds']:.2f} s in the loop)")
+        # Shared machines are noisy: the fast recipe (a few seconds) runs --repeats times; the median counts.
+        fast_runs = []
+        for i in range(args.repeats):
+            fast_runs.append(run_recipe("mnist-fast", Path(tmp) / f"fast-{i}"))
+            r = fast_runs[-1]
+            print(f"mnist-fast #{i + 1}: {r['acc']:.4f} in {r['seconds']:.2f} s ({r['train_seconds']:.2f} s in the loop)")
+        fast = sorted(fast_runs, key=lambda r: r["seconds"])[len(fast_runs) // 2]
+        spread = f"{min(r['seconds'] for r in fast_runs):.2f}–{max(r['seconds'] for r in fast_runs):.2f} s"
         best = run_recipe("mnist-best", Path(tmp))
         print(f"mnist-best: {best['acc']:.4f} in {best['seconds']:.2f} s ({best['train_seconds']:.2f} s in the loop)")
-    seed = None if args.no_seed else run_seed_loop(train, test, max_epochs=args.seed_max_epochs)
+    seed = None if args.no_seed else run_seed_loop_in_subprocess(max_epochs=args.seed_max_epochs)
 
     fast_t99 = fast["seconds"] if fast["acc"] >= 0.99 else None
     seed_t99 = seed["time_to_target"] if seed else None
@@ -82,8 +87,8 @@ def main() -> None:
     seed_epoch = seed["epochs"][0]["train_seconds"]
     rows = [
         {"benchmark": "MNIST time to 99.0% test acc, mnist-fast", "command": "python bench/mnist_speed.py",
-         "machine": machine, "figure": f"{fmt(fast_t99)} s (acc {fast['acc']:.4f})",
-         "peer": f"seed loop {fmt(seed_t99)} s (acc {seed['final_acc']:.4f}, {len(seed['epochs'])} epochs)",
+         "machine": machine, "figure": f"{fmt(fast_t99)} s (acc {fast['acc']:.4f}; median of {len(fast_runs)}, range {spread})",
+         "peer": f"seed listing's loop {fmt(seed_t99)} s (acc {seed['final_acc']:.4f} after {len(seed['epochs'])} epochs; own process, default malloc)",
          "ratio": f"{fmt(speedup, '.1f')}× faster",
          "notes": f"{fast['images_per_second']:.0f} img/s, {fast['gflops']:.0f} GFLOP/s achieved in training vs "
                   f"matmul peak bf16 {peak['bf16']:.0f} / fp32 {peak['fp32']:.0f}; loop only {fast['train_seconds']:.2f} s"},

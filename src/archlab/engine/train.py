@@ -7,6 +7,7 @@ Trainer → run directory (config, metrics, checkpoints, safetensors weights, su
 from __future__ import annotations
 
 import inspect
+import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -57,6 +58,7 @@ def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
 
 
 def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: int):
+    """Train (shuffled, augmented, sharded by rank), validation and test batch loaders."""
     mean = config.normalize_mean if config.normalize_mean is not None else data.mean
     std = config.normalize_std if config.normalize_std is not None else data.std
     augment_config = AugmentConfig.from_dict(config.augment)
@@ -70,6 +72,38 @@ def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: in
     return train, val, test, (mean, std)
 
 
+def steps_per_epoch(config: TrainConfig, data: ImageData) -> int:
+    """Optimizer steps per epoch for each process (the training split is sharded across processes)."""
+    per_process = math.ceil(len(data.train) / config.devices)
+    if len(data.train) > config.batch_size:  # drop_last: every step sees a full batch
+        return max(1, per_process // config.batch_size)
+    return math.ceil(per_process / config.batch_size)
+
+
+def build_task(config: TrainConfig, data: ImageData, model: torch.nn.Module, per_epoch: int) -> ClassifyTask:
+    return ClassifyTask(
+        model, num_classes=len(data.classes), optimizer=config.optimizer, schedule=config.schedule,
+        total_steps=total_steps_for(config, per_epoch), steps_per_epoch=per_epoch,
+        weight_decay=config.weight_decay, l1_penalty=config.l1_penalty, l2_penalty=config.l2_penalty,
+        label_smoothing=config.label_smoothing, log_every_n_steps=config.log_every_n_steps,
+    )
+
+
+def run_summary(config: TrainConfig, trainer: L.Trainer, record: RunRecord, model: torch.nn.Module,
+                input_shape: tuple[int, ...], per_epoch: int, test_metrics: dict[str, float],
+                started: datetime) -> dict[str, Any]:
+    seconds = record.train_seconds
+    return {
+        "model": config.model, "data": config.data, "recipe": config.recipe,
+        "test_metrics": test_metrics, "best_val": record.best_val, "wall_seconds": round(seconds, 3),
+        "train_images_per_second": round(record.images / seconds, 1) if seconds else None,
+        "epochs": round(trainer.global_step / per_epoch, 3), "steps": trainer.global_step,
+        "params": count_parameters(model), "mflops": round(forward_mflops(model, input_shape), 3),
+        "precision": config.precision, "seed": config.seed, "created": started.isoformat(timespec="seconds"),
+        "threads": torch.get_num_threads(),
+    }
+
+
 def fit(
     config: TrainConfig,
     data: ImageData,
@@ -80,35 +114,24 @@ def fit(
 ) -> dict[str, Any]:
     """Train one model on ``data`` into ``run_dir``; returns the summary (also written to summary.json)."""
     started = datetime.now()
-    validate = len(data.val) > 0
+    last = run_dir / CHECKPOINTS / "last.ckpt"
+    if resume and not last.is_file():
+        raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
     record = RunRecord()
-    # The trainer exists before the loaders so that they can shard by the rank it was launched with.
-    probe_loader = BatchLoader(data.train, config.batch_size, mean=0.0, std=1.0,
-                               drop_last=len(data.train) > config.batch_size)
-    total_steps = total_steps_for(config, len(probe_loader))
-    trainer = build_trainer(config, run_dir, total_steps=total_steps, record=record, validate=validate,
-                            extra_callbacks=callbacks)
+    per_epoch = steps_per_epoch(config, data)
+    trainer = build_trainer(config, run_dir, total_steps=total_steps_for(config, per_epoch), record=record,
+                            validate=len(data.val) > 0, extra_callbacks=callbacks)
+    # Loaders are made once the trainer knows this process's rank, so that each takes its own shard.
     train_loader, val_loader, test_loader, (mean, std) = make_loaders(
-        config, data, trainer.global_rank, trainer.world_size
-    )
-    total_steps = total_steps_for(config, len(train_loader))
-    trainer.fit_loop.epoch_loop.max_steps = total_steps
+        config, data, trainer.global_rank, trainer.world_size)
     model_args = model_args_for(config, data)
     model = create_model(config.model, **model_args)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task = ClassifyTask(
-        model, num_classes=len(data.classes), optimizer=config.optimizer, schedule=config.schedule,
-        total_steps=total_steps, steps_per_epoch=len(train_loader), weight_decay=config.weight_decay,
-        l1_penalty=config.l1_penalty, l2_penalty=config.l2_penalty, label_smoothing=config.label_smoothing,
-        log_every_n_steps=config.log_every_n_steps,
-    )
-    last = run_dir / CHECKPOINTS / "last.ckpt"
-    if resume and not last.is_file():
-        raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
+    task = build_task(config, data, model, per_epoch)
+
     stashed = stash_metrics(run_dir) if resume else None
-    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None,
-                weights_only=True)
+    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
     if stashed is not None:
         merge_metrics(run_dir, stashed, record.first_step)
     trainer.save_checkpoint(last, weights_only=False)
@@ -116,8 +139,9 @@ def fit(
     if config.eval_test:
         results = trainer.test(task, test_loader, verbose=False)[0]
         test_metrics = {"accuracy": results["test_acc"], "loss": results["test_loss"]}
-    if not trainer.is_global_zero:
+    if not trainer.is_global_zero:  # only rank 0 writes the run directory
         return {}
+
     input_shape = tuple(data.train.images.shape[1:])
     meta = {"model": config.model, "model_args": model_args, "classes": list(data.classes),
             "normalization": {"mean": mean, "std": std}, "input_shape": list(input_shape), "data": config.data}
@@ -125,16 +149,7 @@ def fit(
     if config.eval_test:
         labels = torch.cat([y for y, _ in task.test_outputs])
         write_predictions(run_dir, labels, torch.cat([p for _, p in task.test_outputs]), data.test.images)
-    summary = {
-        "model": config.model, "data": config.data, "recipe": config.recipe,
-        "test_metrics": test_metrics, "best_val": record.best_val,
-        "wall_seconds": round(record.train_seconds, 3),
-        "train_images_per_second": round(record.images / record.train_seconds, 1) if record.train_seconds else None,
-        "epochs": round(trainer.global_step / len(train_loader), 3), "steps": trainer.global_step,
-        "params": count_parameters(model), "mflops": round(forward_mflops(model, input_shape), 3),
-        "precision": config.precision, "seed": config.seed, "created": started.isoformat(timespec="seconds"),
-        "threads": torch.get_num_threads(),
-    }
+    summary = run_summary(config, trainer, record, model, input_shape, per_epoch, test_metrics, started)
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 
