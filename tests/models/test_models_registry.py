@@ -99,3 +99,20 @@ def test_variants_differ_in_the_advertised_way():
     assert {(1, 1), (3, 3), (5, 5)} <= kernels
     strided = create_model("cnn-stride")
     assert not any(isinstance(m, torch.nn.MaxPool2d) for m in strided.modules())
+
+
+def test_cnn_crop_looks_at_the_centre_only():
+    torch.manual_seed(0)
+    model = create_model("cnn", crop=20).eval()
+    x = torch.randn(2, 1, 28, 28)
+    border_changed = x.clone()
+    border_changed[..., :4, :] = 5.0  # rows outside the central 20×20
+    border_changed[..., :, -4:] = -5.0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model(border_changed))
+    centre_changed = x.clone()
+    centre_changed[..., 14, 14] += 5.0
+    with torch.no_grad():
+        assert not torch.allclose(model(x), model(centre_changed))
+    with pytest.raises(ConfigError, match="crop must be"):
+        create_model("cnn", crop=40)
