@@ -17,14 +17,11 @@ import pytest
 from archlab.data.fetch import DATASETS, DatasetSpec
 from archlab.data.idx import write_idx
 
+import tinydata  # tests/ is on sys.path (tests/conftest.py)
+
 TINY_NAME = "tiny-test"
 TINY_SIZES = {"train": 60, "test": 20}
-TINY_FILES = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
+TINY_FILES = tinydata.FILES  # the IDX file names of a data set folder
 
 
 def tiny_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,13 +8,12 @@ file in the same folder and ``os.replace``, so a reader never sees a half-writte
 from __future__ import annotations
 
 import base64
-import os
-import tempfile
 from html import escape
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from archlab.io import atomic_write_bytes
 from archlab.report import sections
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
@@ -58,7 +57,7 @@ def build_report(run_dir: str | Path) -> Path:
     ]
     title = f"archlab report: {run.summary.get('model', 'model')} on {run.summary.get('data', 'data')}"
     path = run.run_dir / REPORT_FILE
-    atomic_write(path, page(title, "\n".join(part for part in parts if part)).encode("utf-8"))
+    atomic_write_bytes(path, page(title, "\n".join(part for part in parts if part)).encode("utf-8"))
     return path
 
 
@@ -74,7 +73,7 @@ class FigureEmbedder:
         png = figure_to_png(figure, dpi=self.dpi)
         figure.clear()
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.folder / f"{name}.png", png)
+        atomic_write_bytes(self.folder / f"{name}.png", png)
         data = base64.b64encode(png).decode("ascii")
         return f'<img src="data:image/png;base64,{data}" alt="{escape(alt)}">'
 
@@ -85,16 +84,3 @@ def page(title: str, body: str) -> str:
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then ``os.replace``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.chmod(temporary, 0o644)  # mkstemp makes the file private; a report is meant to be shared
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
