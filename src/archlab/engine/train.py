@@ -6,6 +6,7 @@ Trainer → run directory (config, metrics, checkpoints, safetensors weights, su
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import time
@@ -29,7 +30,7 @@ from archlab.engine.trainer import (
     total_steps_for,
 )
 from archlab.data.fetch import get_spec
-from archlab.errors import ConfigError, RunError
+from archlab.errors import RunError
 from archlab.io import atomic_write_json
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
 from archlab.runs import (
@@ -43,7 +44,7 @@ from archlab.runs import (
     write_predictions,
 )
 from archlab.tasks import ClassifyTask
-from archlab.tasks.optim import OPTIMIZERS, SCHEDULES
+from archlab.tasks.optim import check_names
 
 
 def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
@@ -57,6 +58,11 @@ def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
     return resolve_model_args(config.model, **args)
 
 
+def _drop_last(config: TrainConfig, data: ImageData) -> bool:
+    """Every training step sees a full batch, unless the split is smaller than one batch."""
+    return len(data.train) > config.batch_size
+
+
 def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: int):
     """Train (shuffled, augmented, sharded by rank), validation and test batch loaders."""
     mean = config.normalize_mean if config.normalize_mean is not None else data.mean
@@ -64,7 +70,7 @@ def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: in
     augment_config = AugmentConfig.from_dict(config.augment)
     augment = Augment(augment_config) if augment_config.enabled else None
     common = {"mean": mean, "std": std, "channels_last": config.channels_last}
-    train = BatchLoader(data.train, config.batch_size, shuffle=True, drop_last=len(data.train) > config.batch_size,
+    train = BatchLoader(data.train, config.batch_size, shuffle=True, drop_last=_drop_last(config, data),
                         seed=config.seed, augment=augment, rank=rank, world_size=world_size, **common)
     val = BatchLoader(data.val, config.eval_batch_size, shuffle=False, rank=rank, world_size=world_size,
                       **common) if len(data.val) else None
@@ -75,7 +81,7 @@ def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: in
 def steps_per_epoch(config: TrainConfig, data: ImageData) -> int:
     """Optimizer steps per epoch for each process (the training split is sharded across processes)."""
     per_process = math.ceil(len(data.train) / config.devices)
-    if len(data.train) > config.batch_size:  # drop_last: every step sees a full batch
+    if _drop_last(config, data):
         return max(1, per_process // config.batch_size)
     return math.ceil(per_process / config.batch_size)
 
@@ -157,10 +163,7 @@ def fit(
 def check_settings(config: TrainConfig) -> None:
     """Every name and argument a run will look up, checked before anything is fetched or written."""
     resolve_model_args(config.model, **config.model_args)
-    if config.optimizer.name not in OPTIMIZERS:
-        raise ConfigError(f"Unknown optimizer {config.optimizer.name!r}. Choose one of: {', '.join(OPTIMIZERS)}.")
-    if config.schedule.name not in SCHEDULES:
-        raise ConfigError(f"Unknown schedule {config.schedule.name!r}. Choose one of: {', '.join(SCHEDULES)}.")
+    check_names(config.optimizer, config.schedule)
     AugmentConfig.from_dict(config.augment)
     get_spec(config.data)
     check_devices(config)
@@ -181,7 +184,7 @@ def cross_validate(config: TrainConfig, data: ImageData, run_dir: Path) -> dict[
     full_train = TensorSplit(torch.cat([data.train.images, data.val.images]),
                              torch.cat([data.train.labels, data.val.labels]))
     folds = []
-    fold_config = TrainConfig(**{**config.__dict__, "cv": 0, "eval_test": False})
+    fold_config = dataclasses.replace(config, cv=0, eval_test=False)
     for k, (train, val) in enumerate(kfold_splits(full_train, config.cv, config.seed)):
         fold_data = ImageData(data.name, train, val, data.test, data.classes, data.mean, data.std)
         fold_dir = run_dir / f"fold-{k}"

@@ -6,8 +6,6 @@ after each hidden layer (Rumelhart, Hinton & Williams 1986; dropout: Srivastava 
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
@@ -45,7 +43,6 @@ class MLP(nn.Module):
             layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
         layers.append(nn.Linear(widths[-1], num_classes))
         self.net = nn.Sequential(*layers)
-        self.input_features = math.prod((in_channels, input_size, input_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)

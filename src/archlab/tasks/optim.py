@@ -40,12 +40,23 @@ OPTIMIZERS: dict[str, Callable[[list[dict], OptimizerConfig], torch.optim.Optimi
 }
 
 
+def _lookup(registry: dict, name: str, what: str):
+    if name not in registry:
+        raise ConfigError(f"Unknown {what} {name!r}. Choose one of: {', '.join(registry)}.")
+    return registry[name]
+
+
+def check_names(optimizer: OptimizerConfig, schedule: ScheduleConfig) -> None:
+    """Reject an unknown optimizer or schedule name, listing the known ones."""
+    _lookup(OPTIMIZERS, optimizer.name, "optimizer")
+    _lookup(SCHEDULES, schedule.name, "schedule")
+
+
 def build_optimizer(model: nn.Module, config: OptimizerConfig, weight_decay: float) -> torch.optim.Optimizer:
-    if config.name not in OPTIMIZERS:
-        raise ConfigError(f"Unknown optimizer {config.name!r}. Choose one of: {', '.join(OPTIMIZERS)}.")
+    make = _lookup(OPTIMIZERS, config.name, "optimizer")
     if config.name == "sgd" and config.nesterov and config.momentum <= 0:
         raise ConfigError("Nesterov SGD needs momentum > 0 (e.g. --momentum 0.9).")
-    return OPTIMIZERS[config.name](parameter_groups(model, weight_decay), config)
+    return make(parameter_groups(model, weight_decay), config)
 
 
 def _constant(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
@@ -76,6 +87,4 @@ SCHEDULES = {"constant": _constant, "step": _step, "cosine": _cosine, "one-cycle
 
 def build_schedule(opt: torch.optim.Optimizer, config: ScheduleConfig, total_steps: int, steps_per_epoch: int):
     """A per-step scheduler (Lightning calls it after every optimizer step)."""
-    if config.name not in SCHEDULES:
-        raise ConfigError(f"Unknown schedule {config.name!r}. Choose one of: {', '.join(SCHEDULES)}.")
-    return SCHEDULES[config.name](opt, config, total_steps, steps_per_epoch)
+    return _lookup(SCHEDULES, config.name, "schedule")(opt, config, total_steps, steps_per_epoch)
