@@ -21,7 +21,7 @@ def tiny_blobs(tmp_path, monkeypatch) -> dict:
     monkeypatch.setenv("ARCHLAB_DATA", str(tmp_path / "cache"))
     spec = tinydata.register(tmp_path / "source")
     yield {"data": tinydata.NAME, "val_size": 60, "eval_batch_size": 50, "batch_size": 32, "progress": False,
-           "log_every_n_steps": 2, "grad_norm_every_n_steps": 4}
+           "log_every_n_steps": 2, "monitor": {"every_n_steps": 4}}
     from archlab.data.fetch import DATASETS
 
     DATASETS.pop(spec.name, None)

@@ -145,6 +145,7 @@ def train_command(
     augment: list[str] = typer.Option([], help="Augmentation, repeatable: rotate_deg=10, translate=0.1, scale=[0.9,1.1], erase_p=0.25, noise_std=0.05."),
     model_arg: list[str] = typer.Option([], "--model-arg", "-m", help="Model constructor argument, repeatable: dropout=0.3, channels=[32,64,128]."),
     grad_clip: Optional[float] = typer.Option(None, help="Clip gradients at this value."),
+    monitor: list[str] = typer.Option([], help="Gradient-flow monitor setting, repeatable: every_n_steps=20, vanish_ratio=1e-4, explode_norm=100, dead_fraction=0.5, plateau_patience=5, auto_clip_percentile=10, check_finite=false."),
     grad_clip_algorithm: Optional[str] = typer.Option(None, help="norm or value."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after this many epochs without val_acc gain."),
     precision: Optional[str] = typer.Option(None, help="32, bf16-mixed (CPU/GPU) or 16-mixed (GPU)."),
@@ -169,6 +170,7 @@ def train_command(
     Examples:
       archlab train cnn --recipe mnist-fast
       archlab train cnn-wide --data fashion-mnist --epochs 10 --augment rotate_deg=10 --precision bf16-mixed
+      archlab train mlp -m activation=sigmoid -m hidden=[64,64,64,64,64,64,64,64] --monitor every_n_steps=20
       archlab train --resume runs/cnn-mnist/20261123-101500
     """
     import archlab
@@ -182,6 +184,7 @@ def train_command(
         "schedule": {"name": schedule} if schedule else None, "weight_decay": weight_decay, "l2_penalty": l2,
         "l1_penalty": l1, "label_smoothing": label_smoothing, "augment": _parse_pairs(augment, "--augment") or None,
         "model_args": _parse_pairs(model_arg, "--model-arg") or None, "grad_clip": grad_clip,
+        "monitor": _parse_pairs(monitor, "--monitor") or None,
         "grad_clip_algorithm": grad_clip_algorithm, "early_stopping_patience": early_stopping,
         "precision": precision, "channels_last": channels_last, "seed": seed, "deterministic": deterministic,
         "max_time": max_time, "cv": cv, "val_size": val_size, "checkpoint_every_n_steps": checkpoint_every_steps,
@@ -208,6 +211,18 @@ def _print_summary(summary: dict[str, Any]) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    _print_diagnostics(summary.get("diagnostics") or {})
+
+
+def _print_diagnostics(diagnostics: dict[str, Any]) -> None:
+    """The monitor's findings (first of each kind, with its count) and why the run stopped, if it did."""
+    counts = diagnostics.get("counts") or {}
+    for found in diagnostics.get("diagnoses") or []:
+        times = counts.get(found["kind"], 1)
+        console.print(f"[yellow]diagnosis[/] ({times}×) step {found['step']}: {escape(found['kind'])}: "
+                      f"{escape(found['message'])}\n  suggestion: {escape(found['suggestion'])}", highlight=False)
+    if diagnostics.get("stopped"):
+        errors.print(f"[bold red]stopped:[/] {escape(diagnostics['stopped'])}", highlight=False)
 
 
 @command(name="eval")

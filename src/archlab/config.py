@@ -45,6 +45,24 @@ class ScheduleConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """The gradient-flow monitor: what it measures, how often, and when it raises a diagnosis.
+
+    See ``archlab.monitor.GradientFlowMonitor`` for what each diagnosis means.
+    """
+
+    every_n_steps: int = 100  # per-layer gradient/weight/update norms and dead units (0: off)
+    vanish_ratio: float = 1e-3  # first-layer / last-layer gradient norm under this: vanishing
+    tiny_norm: float = 1e-8  # a layer gradient norm under this: vanishing in that layer
+    explode_norm: float = 1e3  # a layer gradient norm over this: exploding
+    dead_fraction: float = 0.5  # fraction of a ReLU layer's units never active over this: dead ReLUs
+    plateau_patience: int = 5  # loss windows (or evaluations) without progress: plateau
+    min_delta: float = 0.01  # relative loss change that counts as progress
+    check_finite: bool = True  # stop cleanly when the loss or a gradient becomes NaN/Inf
+    auto_clip_percentile: float | None = None  # AutoClip: clip at this percentile of past gradient norms
+
+
+@dataclass
 class TrainConfig:
     """Everything that defines a classification training run."""
 
@@ -76,7 +94,7 @@ class TrainConfig:
     deterministic: bool = False
     cv: int = 0
     log_every_n_steps: int = 50
-    grad_norm_every_n_steps: int = 100
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     histogram_every_n_epochs: int = 1
     checkpoint_every_n_steps: int | None = None
     checkpoint_every_minutes: float | None = 5.0
@@ -100,11 +118,26 @@ class TrainConfig:
             (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
             (min(self.weight_decay, self.l1_penalty, self.l2_penalty) >= 0, "weight decay and penalties must be ≥ 0"),
             (self.max_time is None or self.max_time > 0, f"max_time must be > 0 seconds, got {self.max_time}"),
+            *self.monitor_checks(),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         return self
+
+    def monitor_checks(self) -> list[tuple[bool, str]]:
+        m = self.monitor
+        percentile = m.auto_clip_percentile
+        return [
+            (m.every_n_steps >= 0, f"monitor.every_n_steps must be ≥ 0 (0 turns it off), got {m.every_n_steps}"),
+            (m.vanish_ratio > 0 and m.tiny_norm >= 0 and m.explode_norm > 0, "monitor thresholds must be > 0"),
+            (0 < m.dead_fraction <= 1, f"monitor.dead_fraction must be in (0, 1], got {m.dead_fraction}"),
+            (m.plateau_patience >= 2, f"monitor.plateau_patience must be ≥ 2, got {m.plateau_patience}"),
+            (percentile is None or 0 < percentile <= 100,
+             f"monitor.auto_clip_percentile must be in (0, 100], got {percentile}"),
+            (percentile is None or self.grad_clip is None,
+             "choose one gradient clipping: grad_clip (a fixed value) or monitor.auto_clip_percentile (AutoClip)"),
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
@@ -131,6 +164,9 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+SUBCONFIGS: dict[str, type] = {"optimizer": OptimizerConfig, "schedule": ScheduleConfig, "monitor": MonitorConfig}
+
+
 def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     """Instantiate a config dataclass from a dict, rejecting unknown keys with the known ones."""
     known = {f.name: f for f in dataclasses.fields(cls)}
@@ -139,8 +175,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"Unknown setting(s) {', '.join(unknown)} in {where}. Known: {', '.join(known)}.")
     kwargs = {}
     for name, value in values.items():
-        if name in ("optimizer", "schedule") and cls is TrainConfig:
-            sub = OptimizerConfig if name == "optimizer" else ScheduleConfig
+        if name in SUBCONFIGS and cls is TrainConfig:
+            sub = SUBCONFIGS[name]
             value = value if isinstance(value, sub) else _build(sub, value or {}, f"{where}.{name}")
         elif name == "betas" and value is not None:
             value = tuple(value)

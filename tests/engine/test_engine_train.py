@@ -26,7 +26,7 @@ def test_run_directory_is_complete_and_the_model_learns(tiny_blobs, tmp_path):
     assert summary["test_metrics"]["accuracy"] >= 0.9
     assert summary["epochs"] == pytest.approx(4.0)
     metrics = (run.path / "metrics.csv").read_text().splitlines()[0]
-    for column in ("train_loss", "val_acc", "lr-Adam", "grad_norm/total"):
+    for column in ("train_loss", "val_acc", "lr-Adam", "grad_total"):
         assert column in metrics, column
 
 

@@ -32,6 +32,7 @@ from archlab.engine.trainer import (
 from archlab.data.fetch import get_spec
 from archlab.errors import RunError
 from archlab.io import atomic_write_json
+from archlab.monitor import GradientFlowMonitor
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
 from archlab.runs import (
     CONFIG,
@@ -99,6 +100,7 @@ def run_summary(config: TrainConfig, trainer: L.Trainer, record: RunRecord, mode
                 input_shape: tuple[int, ...], per_epoch: int, test_metrics: dict[str, float],
                 started: datetime) -> dict[str, Any]:
     seconds = record.train_seconds
+    monitor = next((cb for cb in trainer.callbacks if isinstance(cb, GradientFlowMonitor)), None)
     return {
         "model": config.model, "data": config.data, "recipe": config.recipe,
         "test_metrics": test_metrics, "best_val": record.best_val, "wall_seconds": round(seconds, 3),
@@ -107,6 +109,7 @@ def run_summary(config: TrainConfig, trainer: L.Trainer, record: RunRecord, mode
         "params": count_parameters(model), "mflops": round(forward_mflops(model, input_shape), 3),
         "precision": config.precision, "seed": config.seed, "created": started.isoformat(timespec="seconds"),
         "threads": torch.get_num_threads(),
+        "diagnostics": monitor.summary() if monitor else None,
     }
 
 

@@ -17,7 +17,8 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from archlab.config import TrainConfig
 from archlab.engine.callbacks import RandomStateCallback, RunRecord
 from archlab.errors import ConfigError
-from archlab.monitor import GradNormMonitor, WeightHistogramMonitor
+from archlab.monitor import GradientFlowMonitor, WeightHistogramMonitor
+from archlab.monitor.gradient_flow import LOG_FILE
 
 CHECKPOINTS = "checkpoints"
 
@@ -91,15 +92,17 @@ def build_trainer(
     extra_callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
     """A Trainer that runs ``total_steps`` optimizer steps (fractional epochs allowed)."""
-    callbacks: list[L.Callback] = [record, RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS)]
+    # The gradient-flow monitor comes first: on a non-finite step it drops the gradients before any
+    # other callback (or the checkpoint of that step) can see them.
+    callbacks: list[L.Callback] = [GradientFlowMonitor(config.monitor, log_file=run_dir / LOG_FILE), record,
+                                   RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS)]
     if validate:
         callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="best", monitor="val_acc",
                                          mode="max", save_top_k=1, enable_version_counter=False))
         if config.early_stopping_patience:
             callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping_patience))
     if loggers:
-        callbacks += [LearningRateMonitor(logging_interval="step"), GradNormMonitor(config.grad_norm_every_n_steps),
-                      WeightHistogramMonitor(config.histogram_every_n_epochs)]
+        callbacks += [LearningRateMonitor(logging_interval="step"), WeightHistogramMonitor(config.histogram_every_n_epochs)]
     callbacks += list(extra_callbacks or [])
     if config.progress:
         callbacks.append(RichProgressBar(refresh_rate=10, leave=True))

@@ -1,6 +1,7 @@
-"""Callbacks that watch any task: gradient norms per layer, weight histograms."""
+"""Callbacks that watch any task: gradient flow with diagnoses, weight histograms."""
 
-from archlab.monitor.grad_norm import GradNormMonitor
+from archlab.monitor.diagnosis import Diagnosis
+from archlab.monitor.gradient_flow import GradientFlowMonitor
 from archlab.monitor.histograms import WeightHistogramMonitor
 
-__all__ = ["GradNormMonitor", "WeightHistogramMonitor"]
+__all__ = ["Diagnosis", "GradientFlowMonitor", "WeightHistogramMonitor"]
