@@ -76,6 +76,7 @@ def test_missing_predictions_and_grad_norms_leave_notes(tmp_path, make_fake_run)
     assert html.count(IMG_TAG) == 2  # curves and learning rate
     assert f"re-run `archlab eval {run_dir}` to recreate predictions" in html
     assert "no grad_norm/* column" in html
+    assert "no gradient-flow diagnostics" in html
     assert 'id="cross-validation"' not in html
 
 
@@ -88,3 +89,18 @@ def test_partial_summary_shows_dashes(tmp_path, make_fake_run):
     assert "<td>test accuracy</td><td>—</td>" in html
     assert "No metrics.csv" in html and "No config.yaml" in html
     assert IMG_TAG not in html
+
+
+def test_diagnoses_and_stop_reason_are_listed_with_layers_in_forward_order(tmp_path, make_fake_run):
+    run_dir = make_fake_run(tmp_path / "run")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    summary["diagnostics"] = {
+        "diagnoses": [{"kind": "vanishing", "step": 40, "message": "first layer <tiny>", "layers": ["a"],
+                       "suggestion": "add skip connections"}],
+        "counts": {"vanishing": 3}, "stopped": "the loss is nan at step 41", "layers": ["conv2", "conv1"]}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    html = build_report(run_dir).read_text()
+    section = html[html.index('<section id="grad-norms">'):]
+    assert "Training stopped: the loss is nan at step 41." in section
+    assert "<td>vanishing</td><td>40</td><td>3</td><td>first layer &lt;tiny&gt;</td>" in section
+    assert "add skip connections" in section

@@ -116,6 +116,7 @@ class GradientFlowMonitor(L.Callback):
         self.train_losses: list[float] = []  # mean training loss of each window
         self.val_losses: list[float] = []
         self.norm_history: list[float] = []
+        self.layers: list[str] = []  # weight tensors in parameter (forward) order
         self._dead = DeadUnitTracker()
         self._loss: torch.Tensor | None = None
         self._loss_sum: torch.Tensor | None = None
@@ -193,6 +194,7 @@ class GradientFlowMonitor(L.Callback):
             norm = torch.stack([p.float().norm() for _, p in weights]).tolist()
             self._before = [p.detach().float().clone() for _, p in weights]
         grads = {name: g for (name, _), g in zip(weights, grad)}
+        self.layers = list(grads)
         metrics = {f"grad_norm/{name}": g for name, g in grads.items()}
         metrics.update({f"weight_norm/{name}": w for (name, _), w in zip(weights, norm)})
         metrics["grad_total"] = float(np.sqrt(np.sum(np.square(grad))))
@@ -273,7 +275,7 @@ class GradientFlowMonitor(L.Callback):
     def summary(self) -> dict[str, Any]:
         """The first finding of each kind, how often each kind was found, and why the run stopped (if so)."""
         return {"diagnoses": [d.to_dict() for d in self.diagnoses], "counts": dict(self.counts),
-                "stopped": self.stopped}
+                "stopped": self.stopped, "layers": list(self.layers)}
 
     # --- resume -------------------------------------------------------------------------------------
 

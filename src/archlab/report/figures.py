@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -21,6 +22,8 @@ __all__ = [
     "confusion_matrix_figure",
     "figure_to_png",
     "grad_norm_heatmap",
+    "layer_heatmap",
+    "update_ratio_heatmap",
     "learning_rate_curve",
     "loss_accuracy_curves",
     "mistakes_grid",
@@ -123,14 +126,37 @@ def learning_rate_curve(rows: list[Row]) -> Figure | None:
     return figure
 
 
-def grad_norm_heatmap(rows: list[Row]) -> Figure | None:
+def grad_norm_heatmap(rows: list[Row], order: list[str] | None = None) -> Figure | None:
     """Heat map of log10 gradient norms, one row per layer (``grad_norm/<layer>`` columns), one column per step.
 
     Norms of zero (a dead layer) are floored at 1e-12 so they show as the darkest cell rather than vanish.
     """
-    columns = columns_with_prefix(rows, "grad_norm/")
+    return layer_heatmap(rows, "grad_norm/", "log10 gradient norm", "Gradient norm per layer (log10)", order)
+
+
+def update_ratio_heatmap(rows: list[Row], order: list[str] | None = None) -> Figure | None:
+    """Heat map of log10 ‖ΔW‖/‖W‖ per layer and step (``update_ratio/<layer>`` columns); ~-3 is healthy."""
+    return layer_heatmap(rows, "update_ratio/", "log10 update / weight", "Update-to-weight ratio per layer (log10)",
+                         order)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders ``stages.2.10`` after ``stages.2.9`` (numbers compared as numbers)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
+def layer_heatmap(rows: list[Row], prefix: str, label: str, title: str,
+                  order: list[str] | None = None) -> Figure | None:
+    """Heat map of log10 of the ``<prefix><layer>`` columns: layers top (first) to bottom (last), steps across.
+
+    ``order`` lists the layers in forward order (the monitor records it); without it, layer names are
+    sorted naturally, which is forward order for sequentially numbered modules.
+    """
+    columns = columns_with_prefix(rows, prefix)
     if not columns:
         return None
+    rank = {f"{prefix}{name}": index for index, name in enumerate(order or [])}
+    columns.sort(key=lambda column: (rank.get(column, len(rank)), natural_key(column)))
     logged = [row for row in rows if any(column in row for column in columns)]
     grid = np.full((len(columns), len(logged)), np.nan)
     for step_index, row in enumerate(logged):
@@ -138,16 +164,17 @@ def grad_norm_heatmap(rows: list[Row]) -> Figure | None:
             if column in row:
                 grid[layer_index, step_index] = math.log10(max(row[column], 1e-12))
     steps = [row.get("step", index) for index, row in enumerate(logged)]
-    figure = new_figure(9, max(2.6, 0.24 * len(columns) + 1.4))
+    figure = new_figure(9, min(14.0, max(2.6, 0.24 * len(columns) + 1.4)))
     axes = figure.subplots()
     image = axes.imshow(np.ma.masked_invalid(grid), aspect="auto", interpolation="nearest", cmap="viridis")
-    figure.colorbar(image, ax=axes, label="log10 gradient norm")
-    axes.set_yticks(range(len(columns)), [column.removeprefix("grad_norm/") for column in columns],
-                    fontsize=8 if len(columns) <= 30 else 6)
+    figure.colorbar(image, ax=axes, label=label)
+    names = [column.removeprefix(prefix) for column in columns]
+    shown = np.unique(np.linspace(0, len(names) - 1, num=min(len(names), 50)).round().astype(int))
+    axes.set_yticks(shown, [names[index] for index in shown], fontsize=8 if len(shown) <= 30 else 6)
     ticks = np.unique(np.linspace(0, len(steps) - 1, num=min(len(steps), 8)).round().astype(int))
     axes.set_xticks(ticks, [f"{steps[tick]:g}" for tick in ticks])
     axes.set_xlabel("step")
-    axes.set_title("Gradient norm per layer (log10)")
+    axes.set_title(title)
     return figure
 
 

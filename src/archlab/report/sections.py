@@ -140,11 +140,41 @@ def learning_rate(run: RunFiles, embed: Embed) -> str:
 
 
 def grad_norms(run: RunFiles, embed: Embed) -> str:
-    """Gradient-norm heat map, from the ``grad_norm/*`` columns."""
-    return _metrics_figure(run, embed, "grad-norms", "Gradient norms", figures.grad_norm_heatmap,
-                           "log10 gradient norm per layer and step",
-                           "metrics.csv has no grad_norm/* column: gradient norms are logged every "
-                           "grad_norm_every_n_steps steps (0 turns them off); train with a value of 1 or more.")
+    """Gradient flow: the monitor's diagnoses, then heat maps of gradient norm and update ratio per layer."""
+    diagnostics = run.summary.get("diagnostics") if isinstance(run.summary.get("diagnostics"), dict) else {}
+    order = [str(name) for name in diagnostics.get("layers") or []]
+    parts = [diagnoses_table(diagnostics)]
+    if run.metrics_note:
+        parts.append(note(run.metrics_note))
+        return section("grad-norms", "Gradient flow", "\n".join(parts))
+    drawn = figures.grad_norm_heatmap(run.metrics_rows, order)
+    parts.append(embed("grad_norms", drawn, "log10 gradient norm per layer and step") if drawn else note(
+        "metrics.csv has no grad_norm/* column: gradient norms are logged every monitor.every_n_steps steps "
+        "(0 turns them off); train with a value of 1 or more."))
+    ratios = figures.update_ratio_heatmap(run.metrics_rows, order)
+    if ratios:
+        parts.append(embed("update_ratios", ratios, "log10 update-to-weight ratio per layer and step"))
+        parts.append('<p class="caption">Update-to-weight ratio ‖ΔW‖/‖W‖ of each optimizer step: around 1e-3 '
+                     "is healthy; far below, the layer barely learns; far above, the step is too large.</p>")
+    return section("grad-norms", "Gradient flow", "\n".join(parts))
+
+
+def diagnoses_table(diagnostics: dict) -> str:
+    """The monitor's findings (the first of each kind, and how often it recurred), or a line saying none."""
+    found = [d for d in diagnostics.get("diagnoses") or [] if isinstance(d, dict)]
+    counts = diagnostics.get("counts") or {}
+    parts = []
+    if diagnostics.get("stopped"):
+        parts.append(note(f"Training stopped: {diagnostics['stopped']}."))
+    if not found:
+        parts.append("<p>The gradient-flow monitor found nothing to report (no vanishing or exploding "
+                     "gradients, dead ReLUs, NaN/Inf, plateau or oscillating loss).</p>" if diagnostics else
+                     note("This run has no gradient-flow diagnostics (runs made by older versions of archlab)."))
+        return "\n".join(parts)
+    rows = [[fmt_text(d.get("kind")), fmt_text(d.get("step")), fmt_text(counts.get(d.get("kind"))),
+             fmt_text(d.get("message")), fmt_text(d.get("suggestion"))] for d in found]
+    parts.append(table(["diagnosis", "first step", "times", "what was measured", "suggestion"], rows))
+    return "\n".join(parts)
 
 
 def classification(run: RunFiles, embed: Embed) -> str:
