@@ -6,10 +6,15 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import tinydata  # noqa: E402
+
+# `make test` runs two pytest workers on two cores: one thread each. More threads than cores makes
+# OpenMP's spinning workers fight, and a step can take 10-100x longer.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ class MonitorConfig:
     min_delta: float = 0.01  # relative loss change that counts as progress
     check_finite: bool = True  # stop cleanly when the loss or a gradient becomes NaN/Inf
     auto_clip_percentile: float | None = None  # AutoClip: clip at this percentile of past gradient norms
+    print_diagnoses: bool = True  # print the first finding of each kind (they always go to diagnostics.log)
 
 
 @dataclass
@@ -75,6 +76,7 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 1000
     epochs: float = 3.0
+    max_steps: int | None = None  # optimizer steps; when set it replaces ``epochs`` as the training length
     max_time: float | None = None  # seconds of training wall time; stops early when reached
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -109,6 +111,7 @@ class TrainConfig:
         checks = [
             (self.batch_size >= 1, f"batch_size must be ≥ 1, got {self.batch_size}"),
             (self.epochs > 0, f"epochs must be > 0, got {self.epochs}"),
+            (self.max_steps is None or self.max_steps >= 1, f"max_steps must be ≥ 1, got {self.max_steps}"),
             (self.optimizer.lr > 0, f"learning rate must be > 0, got {self.optimizer.lr}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),

@@ -8,7 +8,9 @@
       metrics.csv            every logged scalar (Lightning's CSV logger)
       tb/                    TensorBoard events
       checkpoints/           last.ckpt (periodic + final) and best.ckpt (best val_acc), for --resume
-      test_predictions.npz   labels, predictions, probabilities, misclassified images
+      test_predictions.npz   labels, predictions, probabilities, misclassified and a few correct images
+      attack-<method>.json   accuracy under adversarial attack per ε (archlab attack), with a .png of examples
+      explain/<image>/       filters, activation maps, Grad-CAM of a user image (archlab explain)
       report.html            plots and tables (archlab report RUN_DIR)
 """
 
@@ -39,18 +41,29 @@ PREDICTIONS = "test_predictions.npz"
 
 
 MAX_MISTAKES = 64
+MAX_CORRECT = 8
+
+
+def spread_over_classes(index: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """``count`` entries of ``index`` (test positions), one per class first, then in test order."""
+    firsts = np.sort(np.unique(labels[index], return_index=True)[1])
+    rest = np.setdiff1d(np.arange(len(index)), firsts)
+    return index[np.concatenate([firsts, rest])[:count]]
 
 
 def write_predictions(run_dir: Path, labels: torch.Tensor, probs: torch.Tensor, images: torch.Tensor) -> None:
-    """Test labels, predictions, probabilities and up to 64 misclassified images (for the report)."""
+    """Test labels, predictions, probabilities, up to 64 misclassified images and 8 correctly classified ones
+    (of different classes where possible), for the report."""
     labels_np = labels.cpu().numpy()
     probs_np = probs.float().cpu().numpy()
     preds = probs_np.argmax(1)
     mistakes = np.flatnonzero(preds != labels_np)[:MAX_MISTAKES]
+    correct = spread_over_classes(np.flatnonzero(preds == labels_np), labels_np, MAX_CORRECT)
     with atomic_path(run_dir / PREDICTIONS) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, labels=labels_np, preds=preds, probs=probs_np.astype(np.float16),
-                                mistake_index=mistakes, mistake_images=images[torch.from_numpy(mistakes)].numpy())
+                                mistake_index=mistakes, mistake_images=images[torch.from_numpy(mistakes)].numpy(),
+                                correct_index=correct, correct_images=images[torch.from_numpy(correct)].numpy())
 
 
 METRICS = "metrics.csv"

@@ -177,6 +177,9 @@ def _prepare(config: TrainConfig) -> None:
     keep_freed_memory()
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    # Vanishing signals underflow into subnormal floats, which x86 CPUs handle tens of times slower:
+    # a deep plain MLP trained 6x slower for it. Flushing them to zero changes nothing above 1e-38.
+    torch.set_flush_denormal(True)
     L.seed_everything(config.seed, workers=False, verbose=False)
 
 

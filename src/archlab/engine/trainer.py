@@ -54,6 +54,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Experiment logs directory .* exists and is not empty")
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # val_size=0 is a choice (e.g. the depth study), not a mistake.
+    warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_dataloader`")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_DropAdverts())
@@ -129,4 +131,5 @@ def build_trainer(
 
 
 def total_steps_for(config: TrainConfig, steps_per_epoch: int) -> int:
-    return max(1, math.ceil(config.epochs * steps_per_epoch))
+    """``max_steps`` when set, else ``epochs`` worth of steps (at least one)."""
+    return config.max_steps or max(1, math.ceil(config.epochs * steps_per_epoch))

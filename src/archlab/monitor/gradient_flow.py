@@ -266,6 +266,7 @@ class GradientFlowMonitor(L.Callback):
             return
         if first:
             self.diagnoses.append(diagnosis)
+        if first and self.config.print_diagnoses:
             self.console.print(f"[bold yellow]diagnosis[/] {escape(diagnosis.text())}", highlight=False)
         if self.log_file is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)

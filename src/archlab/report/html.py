@@ -14,7 +14,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from archlab.io import atomic_write_bytes
-from archlab.report import sections
+from archlab.report import analysis_sections, sections
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
 
@@ -53,6 +53,8 @@ def build_report(run_dir: str | Path) -> Path:
         sections.learning_rate(run, embed),
         sections.classification(run, embed),
         sections.grad_norms(run, embed),
+        analysis_sections.inside_network(run, embed),
+        analysis_sections.robustness(run, embed),
         sections.config(run),
     ]
     title = f"archlab report: {run.summary.get('model', 'model')} on {run.summary.get('data', 'data')}"

@@ -22,6 +22,7 @@ META_FILE = "meta.json"
 METRICS_FILE = "metrics.csv"
 PREDICTIONS_FILE = "test_predictions.npz"
 CONFIG_FILE = "config.yaml"
+ATTACK_GLOB = "attack-*.json"
 
 
 @dataclass
@@ -36,6 +37,8 @@ class RunFiles:
     predictions: dict[str, np.ndarray] | None = None
     predictions_note: str | None = None
     config_text: str | None = None
+    attacks: dict[str, dict] = field(default_factory=dict)
+    attacks_notes: list[str] = field(default_factory=list)
 
 
 def read_run_files(run_dir: Path) -> RunFiles:
@@ -45,6 +48,7 @@ def read_run_files(run_dir: Path) -> RunFiles:
     rows, metrics_note = read_metrics(run_dir)
     predictions, predictions_note = read_predictions(run_dir)
     config_path = run_dir / CONFIG_FILE
+    attacks, attacks_notes = read_attacks(run_dir)
     return RunFiles(
         run_dir=run_dir,
         summary=summary,
@@ -54,6 +58,8 @@ def read_run_files(run_dir: Path) -> RunFiles:
         predictions=predictions,
         predictions_note=predictions_note,
         config_text=config_path.read_text(encoding="utf-8") if config_path.is_file() else None,
+        attacks=attacks,
+        attacks_notes=attacks_notes,
     )
 
 
@@ -124,3 +130,23 @@ def read_predictions(run_dir: Path) -> tuple[dict[str, np.ndarray] | None, str |
     if missing:
         return None, f"{path} lacks the arrays {', '.join(missing)}: {recreate}"
     return arrays, None
+
+
+def read_attacks(run_dir: Path) -> tuple[dict[str, dict], list[str]]:
+    """``{method: record}`` from the ``attack-<method>.json`` files of ``archlab attack``; unreadable or
+    malformed files are skipped with a note."""
+    attacks, notes = {}, []
+    for path in sorted(run_dir.glob(ATTACK_GLOB)):
+        method = path.stem.removeprefix("attack-")
+        try:
+            record = read_json(path, required=True)
+        except RunError as error:
+            notes.append(str(error))
+            continue
+        eps, accuracy = record.get("eps"), record.get("accuracy")
+        if not (isinstance(eps, list) and isinstance(accuracy, list) and len(eps) == len(accuracy) and eps):
+            notes.append(f"{path} has no matching eps and accuracy lists; run `archlab attack {run_dir} "
+                         f"--method {method}` again.")
+            continue
+        attacks[method] = record
+    return attacks, notes
