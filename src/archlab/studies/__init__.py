@@ -1,0 +1,1 @@
+"""Studies: several runs trained and compared under one budget, with one report."""
