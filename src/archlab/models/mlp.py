@@ -10,8 +10,7 @@ import torch
 from torch import nn
 
 from archlab.models.registry import register_model
-
-ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+from archlab.nn import check_activation, make_activation
 
 
 @register_model("mlp", family="mlp", tiny={"hidden": (16,)},
@@ -30,8 +29,7 @@ class MLP(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        check_activation(activation)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout}")
         widths = [in_channels * input_size * input_size, *hidden]
@@ -40,7 +38,7 @@ class MLP(nn.Module):
             layers.append(nn.Linear(w_in, w_out))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(w_out))
-            layers += [ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            layers += [make_activation(activation), nn.Dropout(dropout)]
         layers.append(nn.Linear(widths[-1], num_classes))
         self.net = nn.Sequential(*layers)
 

@@ -76,7 +76,7 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from archlab.models import cnn, mlp, seed  # noqa: F401
+    from archlab.models import cnn, mlp, resnet, seed  # noqa: F401
 
 
 def list_models() -> list[ModelInfo]:

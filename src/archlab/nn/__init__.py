@@ -1,0 +1,32 @@
+"""Building blocks shared by several model families: activations, initialisation, residual blocks."""
+
+from archlab.nn.activations import ACTIVATIONS, check_activation, make_activation
+from archlab.nn.init import INIT_SCHEMES, activation_gain, check_init, init_weights
+from archlab.nn.residual import (
+    SHORTCUTS,
+    BasicBlock,
+    BlockStack,
+    Bottleneck,
+    ConvResidualBlock,
+    ResidualMLPBlock,
+    ZeroPadShortcut,
+    make_shortcut,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "INIT_SCHEMES",
+    "SHORTCUTS",
+    "BasicBlock",
+    "BlockStack",
+    "Bottleneck",
+    "ConvResidualBlock",
+    "ResidualMLPBlock",
+    "ZeroPadShortcut",
+    "activation_gain",
+    "check_activation",
+    "check_init",
+    "init_weights",
+    "make_activation",
+    "make_shortcut",
+]
