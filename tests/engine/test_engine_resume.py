@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 import archlab
 
 TESTS = Path(__file__).resolve().parents[1]
-SETTINGS = dict(epochs=3, seed=7, deterministic=True, checkpoint_every_n_steps=3,
+SETTINGS = dict(epochs=3, seed=7, deterministic=True, checkpoint_every_n_steps=3, num_threads=1,
                 model_args={"dropout": 0.3}, augment={"rotate_deg": 8, "erase_p": 0.3})
 KILL_AT_STEP = 13  # epoch 2 of 3 (8 steps per epoch), one step after the checkpoint at step 12
 

@@ -1,6 +1,6 @@
 """Gradient flow: what reaches each layer, what the optimizer does to it, and what it means.
 
-Every ``every_n_steps`` optimizer steps the monitor logs, for each weight tensor W (in forward order, to
+At the first optimizer step and every ``every_n_steps`` steps the monitor logs, for each weight tensor W (in forward order, to
 every logger — CSV and TensorBoard):
 
     grad_norm/<layer>    = ‖∂L/∂W‖₂                   (before clipping)
@@ -127,8 +127,8 @@ class GradientFlowMonitor(L.Callback):
     # --- when ---------------------------------------------------------------------------------------
 
     def _sampling(self, step: int) -> bool:
-        every = self.config.every_n_steps
-        return bool(every) and step % every == 0
+        every = self.config.every_n_steps  # the first step too: the network as initialised
+        return bool(every) and (step == 1 or step % every == 0)
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         if self.log_file is None:

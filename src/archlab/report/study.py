@@ -160,7 +160,9 @@ def build_study_report(study_dir: str | Path) -> Path:
     findings = "".join(f"<li>{escape(line)}</li>" for line in study.get("findings") or [])
     setup = (f"{fmt_text(config['data'])}; preset {fmt_text(config['preset'])}; conv nets: width ×{config['conv_width']}, "
              f"{config['conv_steps']} steps; MLPs: width {config['mlp_width']}, {config['mlp_steps']} steps; batch "
-             f"{config['batch_size']}; optimizer {escape(json.dumps(config['optimizer']))}; seed {config['seed']}; "
+             f"{config['batch_size']}; optimizer {escape(json.dumps(config['optimizer']))}, schedule "
+             f"{escape(json.dumps(config.get('schedule')))}; seed {config['seed']}; conv nets have batch norm and He "
+             "initialisation, MLPs no normalisation and PyTorch's default initialisation; "
              f"{fmt_number(study.get('seconds'), 0, ' s')} in all.")
     parts = [
         f"<header><h1>Depth study: plain vs residual</h1><p class=\"sub\">{setup} Created {fmt_text(study.get('created'))}."

@@ -46,10 +46,11 @@ class DepthStudyConfig:
     mlp_activations: list[str] = field(default_factory=lambda: ["sigmoid", "relu"])
     conv_width: float = 0.5  # channel multiplier of the 16/32/64 widths
     mlp_width: int = 128
-    conv_steps: int = 200
+    conv_steps: int = 300
     mlp_steps: int = 300
     batch_size: int = 128
     optimizer: dict[str, Any] = field(default_factory=lambda: {"name": "sgd", "lr": 0.05, "momentum": 0.9})
+    schedule: dict[str, Any] = field(default_factory=lambda: {"name": "cosine"})
     checkpoint_from_depth: int = 200  # nets at least this deep recompute activations in the backward pass
     attack_eps: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1])
     attack_images: int = 1000
@@ -154,7 +155,7 @@ def train_arm(arm: Arm, config: DepthStudyConfig, run_dir: Path) -> dict[str, An
     every = max(1, steps // 25)
     run = archlab.train(
         arm.model, run_dir=run_dir, report=False, progress=False, data=config.data, data_dir=config.data_dir,
-        max_steps=steps, batch_size=config.batch_size, optimizer=dict(config.optimizer), seed=config.seed,
+        max_steps=steps, batch_size=config.batch_size, optimizer=dict(config.optimizer), schedule=dict(config.schedule), seed=config.seed,
         model_args=arm.model_args(config), val_size=config.val_size, log_every_n_steps=every,
         monitor={"every_n_steps": every, "print_diagnoses": False}, histogram_every_n_epochs=0,
     )
@@ -176,7 +177,7 @@ def attack_arm(run_dir: Path, config: DepthStudyConfig, test) -> dict[str, float
 
 
 def gradient_ratios(run_dir: Path) -> dict[str, float | None]:
-    """First/last-layer gradient-norm ratio at the first and the last logged step of a run."""
+    """First/last-layer gradient-norm ratio at the first step (the network as initialised) and the last logged one."""
     from archlab.report.metrics_csv import read_metrics_csv, series
 
     path = run_dir / "metrics.csv"
