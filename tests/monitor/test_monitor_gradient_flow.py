@@ -144,3 +144,13 @@ def test_monitor_settings_are_validated():
         archlab.config.resolve_config(overrides={"monitor": {"auto_clip_percentile": 10}, "grad_clip": 1.0})
     with pytest.raises(archlab.errors.ConfigError, match="Unknown setting"):
         archlab.config.resolve_config(overrides={"monitor": {"every_n_step": 10}})
+
+
+def test_norms_of_tiny_gradients_do_not_underflow():
+    from archlab.monitor.gradient_flow import scaled_norm
+
+    tiny = torch.full((1000,), 1e-22)
+    assert tiny.norm().item() == 0.0  # the squares underflow
+    assert scaled_norm(tiny).item() == pytest.approx(1e-22 * 1000 ** 0.5, rel=1e-5)
+    assert scaled_norm(torch.zeros(3)).item() == 0.0
+    assert scaled_norm(torch.tensor([3.0, -4.0])).item() == pytest.approx(5.0)

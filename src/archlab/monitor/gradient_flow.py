@@ -54,6 +54,17 @@ def layer_name(name: str) -> str:
     return name.removeprefix("model.").removesuffix(".weight")
 
 
+def scaled_norm(tensor: torch.Tensor) -> torch.Tensor:
+    """‖t‖₂ computed as max|t| · ‖t / max|t|‖₂, so that it does not underflow.
+
+    The gradient reaching the first layer of a deep plain net can be ~1e-22 per element: its squares
+    (1e-44) are below float32's smallest normal number and would sum to 0 (or be flushed to 0).
+    """
+    values = tensor.detach().float()
+    peak = values.abs().amax()
+    return torch.where(peak > 0, peak * (values / peak.clamp_min(torch.finfo(torch.float32).tiny)).norm(), peak)
+
+
 class DeadUnitTracker:
     """Forward hooks on ReLU modules that record which units (channels, or features) ever fire."""
 
@@ -190,8 +201,8 @@ class GradientFlowMonitor(L.Callback):
         if not weights:
             return
         with torch.no_grad():
-            grad = torch.stack([p.grad.float().norm() for _, p in weights]).tolist()
-            norm = torch.stack([p.float().norm() for _, p in weights]).tolist()
+            grad = torch.stack([scaled_norm(p.grad) for _, p in weights]).tolist()
+            norm = torch.stack([scaled_norm(p) for _, p in weights]).tolist()
             self._before = [p.detach().float().clone() for _, p in weights]
         grads = {name: g for (name, _), g in zip(weights, grad)}
         self.layers = list(grads)

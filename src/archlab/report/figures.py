@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 TRAIN_COLOUR = "tab:blue"
+FLOOR = 1e-38  # log10 of zero is drawn as float32's smallest normal number
 VAL_COLOUR = "tab:orange"
 
 
@@ -129,7 +130,8 @@ def learning_rate_curve(rows: list[Row]) -> Figure | None:
 def grad_norm_heatmap(rows: list[Row], order: list[str] | None = None) -> Figure | None:
     """Heat map of log10 gradient norms, one row per layer (``grad_norm/<layer>`` columns), one column per step.
 
-    Norms of zero (a dead layer) are floored at 1e-12 so they show as the darkest cell rather than vanish.
+    Norms of zero (a dead layer, or an underflow) are floored at 1e-38 (float32's smallest normal number)
+    so they show as the darkest cell rather than vanish.
     """
     return layer_heatmap(rows, "grad_norm/", "log10 gradient norm", "Gradient norm per layer (log10)", order)
 
@@ -162,7 +164,7 @@ def layer_heatmap(rows: list[Row], prefix: str, label: str, title: str,
     for step_index, row in enumerate(logged):
         for layer_index, column in enumerate(columns):
             if column in row:
-                grid[layer_index, step_index] = math.log10(max(row[column], 1e-12))
+                grid[layer_index, step_index] = math.log10(max(row[column], FLOOR))
     steps = [row.get("step", index) for index, row in enumerate(logged)]
     figure = new_figure(9, min(14.0, max(2.6, 0.24 * len(columns) + 1.4)))
     axes = figure.subplots()

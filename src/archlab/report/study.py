@@ -48,6 +48,9 @@ def accuracy_vs_depth(results: list[dict[str, Any]]) -> Figure:
                 axes.plot([r["depth"] for r in members], [100 * r["test_accuracy"] for r in members], "o-",
                           color=colour, label=label)
         axes.set_xscale("log")
+        depths = sorted({r["depth"] for r in results if (r["family"], r["activation"]) == (family, activation)})
+        axes.set_xticks(depths, [str(d) for d in depths])
+        axes.minorticks_off()
         axes.set_xlabel("depth (layers)")
         axes.set_ylabel("test accuracy (%)")
         axes.set_title(f"{family}, {activation}")

@@ -242,6 +242,10 @@ def pairs(results: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str,
             if not r["residual"] and (r["family"], r["activation"], r["depth"], True) in index]
 
 
+def _ratio(value: float) -> str:
+    return "0 (underflow: under float32's 1e-38)" if value == 0 else f"{value:.1e}"
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
 
@@ -255,7 +259,7 @@ def findings(study: dict[str, Any]) -> list[str]:
             continue
         gap = residual["test_accuracy"] - plain["test_accuracy"]
         ratio_p, ratio_r = plain["grad_ratio"]["first"], residual["grad_ratio"]["first"]
-        ratios = (f"; first/last gradient-norm ratio at the start {ratio_p:.1e} (plain) vs {ratio_r:.1e} (residual)"
+        ratios = (f"; first/last gradient-norm ratio at the start {_ratio(ratio_p)} (plain) vs {_ratio(ratio_r)} (residual)"
                   if ratio_p is not None and ratio_r is not None else "")
         lines.append(f"{plain['family']} depth {plain['depth']} {plain['activation']}: plain {_pct(plain['test_accuracy'])}, "
                      f"residual {_pct(residual['test_accuracy'])} ({100 * gap:+.1f} points){ratios}.")
