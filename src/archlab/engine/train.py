@@ -130,7 +130,7 @@ def fit(
     record = RunRecord()
     per_epoch = steps_per_epoch(config, data)
     trainer = build_trainer(config, run_dir, total_steps=total_steps_for(config, per_epoch), record=record,
-                            validate=len(data.val) > 0, extra_callbacks=callbacks)
+                            validate=len(data.val) > 0, steps_per_epoch=per_epoch, extra_callbacks=callbacks)
     # Loaders are made once the trainer knows this process's rank, so that each takes its own shard.
     train_loader, val_loader, test_loader, (mean, std) = make_loaders(
         config, data, trainer.global_rank, trainer.world_size)

@@ -90,6 +90,7 @@ def build_trainer(
     total_steps: int,
     record: RunRecord,
     validate: bool,
+    steps_per_epoch: int | None = None,
     loggers: bool = True,
     extra_callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
@@ -126,6 +127,8 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validate else 0,
+        # A run shorter than one epoch would never reach the end-of-epoch validation: validate at its end.
+        val_check_interval=total_steps if steps_per_epoch and total_steps < steps_per_epoch else 1.0,
         default_root_dir=run_dir,
     )
 
