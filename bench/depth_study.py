@@ -13,6 +13,7 @@ ResNet-1202 7.93%; first/last ratio measured elsewhere on a CPU: 10-layer plain 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tempfile
 import time
@@ -36,10 +37,16 @@ def main() -> None:
     parser.add_argument("--preset", default="quick", choices=["quick", "full"])
     parser.add_argument("--data", default="mnist")
     parser.add_argument("--out", type=Path, help="Study folder (default: a temporary folder)")
+    parser.add_argument("--conv-depths", help="Override the preset's conv depths, e.g. 110 (empty: none)")
+    parser.add_argument("--mlp-depths", help="Override the preset's MLP depths, e.g. 10,50 (empty: none)")
+    parser.add_argument("--conv-steps", type=int, help="Override the preset's conv training steps")
     parser.add_argument("--no-append", action="store_true", help="Print only; leave BENCHMARKS.md alone")
     args = parser.parse_args()
 
-    config = study_config(args.preset, data=args.data)
+    depths = lambda text: None if text is None else [int(d) for d in text.split(",") if d.strip()]  # noqa: E731
+    config = study_config(args.preset, data=args.data, conv_depths=depths(args.conv_depths),
+                          mlp_depths=depths(args.mlp_depths), conv_steps=args.conv_steps)
+    custom = any(v is not None for v in (args.conv_depths, args.mlp_depths, args.conv_steps))
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "study"
         start = time.perf_counter()
@@ -52,7 +59,7 @@ def main() -> None:
     if args.no_append:
         return
     machine = cpu_model()
-    command = f"python bench/depth_study.py --preset {args.preset}" + (f" --data {args.data}" if args.data != "mnist" else "")
+    command = shlex.join(["python", "bench/depth_study.py", *sys.argv[1:]])
     rows = []
     for plain, residual in pairs(study["results"]):
         steps = config.conv_steps if plain["family"] == "conv" else config.mlp_steps
@@ -69,7 +76,8 @@ def main() -> None:
                      f"plain diagnoses: {', '.join(plain['diagnoses']) or 'none'}",
         })
     robustness = study["findings"][-1]
-    target = f"target ≤{QUICK_TARGET_S} s: {'met' if seconds <= QUICK_TARGET_S else 'MISSED'}" if args.preset == "quick" else ""
+    quick = args.preset == "quick" and not custom
+    target = f"target ≤{QUICK_TARGET_S} s: {'met' if seconds <= QUICK_TARGET_S else 'MISSED'}" if quick else "custom plan"
     rows.append({"benchmark": f"depth study {args.preset}: whole study, {len(study['results'])} nets", "command": command,
                  "machine": machine, "figure": f"{seconds:.0f} s", "peer": "—", "ratio": "—",
                  "notes": f"{target}; {robustness}"})
