@@ -147,7 +147,7 @@ def train_command(
     label_smoothing: Optional[float] = typer.Option(None, help="Label smoothing in [0, 1)."),
     augment: list[str] = typer.Option([], help="Augmentation, repeatable: rotate_deg=10, translate=0.1, scale=[0.9,1.1], erase_p=0.25, noise_std=0.05."),
     model_arg: list[str] = typer.Option([], "--model-arg", "-m", help="Model constructor argument, repeatable: dropout=0.3, channels=[32,64,128]."),
-    grad_clip: Optional[float] = typer.Option(None, help="Clip gradients at this value."),
+    grad_clip: Optional[float] = typer.Option(None, help="Clip gradients at this norm (0: off; default: the model's, 1.0 for recurrent models)."),
     monitor: list[str] = typer.Option([], help="Gradient-flow monitor setting, repeatable: every_n_steps=20, vanish_ratio=1e-4, explode_norm=100, dead_fraction=0.5, plateau_patience=5, auto_clip_percentile=10, check_finite=false."),
     grad_clip_algorithm: Optional[str] = typer.Option(None, help="norm or value."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after this many epochs without val_acc gain."),

@@ -87,7 +87,7 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)
     normalize_mean: float | None = None  # None: the training split's own statistics
     normalize_std: float | None = None
-    grad_clip: float | None = None
+    grad_clip: float | None = None  # None: the model's default (recurrent models 1.0, others none); 0: off
     grad_clip_algorithm: str = "norm"
     early_stopping_patience: int | None = None
     precision: str = "32"
@@ -118,7 +118,7 @@ class TrainConfig:
             (self.val_size >= 0, f"val_size must be ≥ 0, got {self.val_size}"),
             (self.cv == 0 or self.cv >= 2, f"cv must be 0 (off) or ≥ 2 folds, got {self.cv}"),
             (self.grad_clip_algorithm in ("norm", "value"), "grad_clip_algorithm must be 'norm' or 'value'"),
-            (self.grad_clip is None or self.grad_clip > 0, f"grad_clip must be > 0, got {self.grad_clip}"),
+            (self.grad_clip is None or self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0: off), got {self.grad_clip}"),
             (min(self.weight_decay, self.l1_penalty, self.l2_penalty) >= 0, "weight decay and penalties must be ≥ 0"),
             (self.max_time is None or self.max_time > 0, f"max_time must be > 0 seconds, got {self.max_time}"),
             *self.monitor_checks(),
@@ -138,7 +138,7 @@ class TrainConfig:
             (m.plateau_patience >= 2, f"monitor.plateau_patience must be ≥ 2, got {m.plateau_patience}"),
             (percentile is None or 0 < percentile <= 100,
              f"monitor.auto_clip_percentile must be in (0, 100], got {percentile}"),
-            (percentile is None or self.grad_clip is None,
+            (percentile is None or not self.grad_clip,
              "choose one gradient clipping: grad_clip (a fixed value) or monitor.auto_clip_percentile (AutoClip)"),
         ]
 

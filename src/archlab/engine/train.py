@@ -169,6 +169,14 @@ def fit(
     return summary
 
 
+def with_model_defaults(config: TrainConfig) -> TrainConfig:
+    """Fill what the configuration leaves to the model: its default gradient clipping (registry ``grad_clip``)."""
+    clip = get_model_info(config.model).grad_clip
+    if config.grad_clip is None and clip is not None and config.monitor.auto_clip_percentile is None:
+        return dataclasses.replace(config, grad_clip=clip)
+    return config
+
+
 def check_settings(config: TrainConfig) -> None:
     """Every name and argument a run will look up, checked before anything is fetched or written."""
     resolve_model_args(config.model, **config.model_args)
@@ -242,7 +250,7 @@ def train(
     else:
         if model is not None:
             overrides["model"] = model
-        config = resolve_config(recipe, config_file, overrides)
+        config = with_model_defaults(resolve_config(recipe, config_file, overrides))
         check_settings(config)  # fail fast, before any data is fetched or any folder is made
         run_path = Path(run_dir) if run_dir else default_run_dir(config.model, config.data)
         run_path.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,7 @@ def build_trainer(
         max_epochs=-1,
         max_time=timedelta(seconds=config.max_time) if config.max_time else None,
         deterministic=config.deterministic,
-        gradient_clip_val=config.grad_clip,
+        gradient_clip_val=config.grad_clip or None,
         gradient_clip_algorithm=config.grad_clip_algorithm if config.grad_clip else None,
         callbacks=callbacks,
         logger=logger_list if loggers else False,

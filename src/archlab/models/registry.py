@@ -31,6 +31,7 @@ class ModelInfo:
     task: str = "classify"
     defaults: dict[str, Any] = field(default_factory=dict)
     tiny: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None  # training default: clip gradients at this norm unless the run says otherwise
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -46,12 +47,14 @@ def register_model(
     defaults: dict[str, Any] | None = None,
     tiny: dict[str, Any] | None = None,
     description: str | None = None,
+    grad_clip: float | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a model class or factory under ``name``.
 
     ``defaults`` are constructor arguments that differ from the builder's own signature for this name
     (e.g. one class registered twice with different depths). ``tiny`` are overrides giving a very small
-    variant for fast generated tests.
+    variant for fast generated tests. ``grad_clip`` is the gradient-norm clipping a run of this model gets
+    when its configuration does not set one (recurrent models: 1.0).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -68,6 +71,7 @@ def register_model(
             task=task,
             defaults=dict(defaults or {}),
             tiny=dict(tiny or {}),
+            grad_clip=grad_clip,
         )
         return builder
 
@@ -76,7 +80,7 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from archlab.models import cnn, mlp, resnet, seed  # noqa: F401
+    from archlab.models import cnn, mlp, resnet, rnn, seed  # noqa: F401
 
 
 def list_models() -> list[ModelInfo]:

@@ -43,3 +43,23 @@ class SeedCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
+
+
+@register_model("seed-lstm", family="seed", tiny={}, grad_clip=None,
+                description="the seed listing, faithful: LSTM(28→128, 2 layers) over rows, last step → fc10")
+class SeedLSTM(nn.Module):
+    """The seed LSTM listing: each image is 28 time steps of 28 pixels (its rows).
+
+    LSTM(input 28, hidden 128, 2 layers, batch_first) → output of the last time step → Linear(128→10).
+    214,282 parameters. Trained in the listing with batch 64, Adam 1e-3, 10 epochs, inputs as tensors
+    in [0, 1] with no normalization (recipe ``seed-lstm``); the listing clips no gradients.
+    """
+
+    def __init__(self, num_classes: int = 10, input_size: int = 28) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, 128, 2, batch_first=True)
+        self.fc = nn.Linear(128, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(x.reshape(x.shape[0], -1, x.shape[-1]))  # [B, 1, 28, 28] → [B, 28 rows, 28]
+        return self.fc(out[:, -1, :])

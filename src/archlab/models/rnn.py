@@ -1,0 +1,191 @@
+"""Recurrent classifiers: vanilla RNN, LSTM and GRU reading an image as a sequence (many-to-one).
+
+The recurrence carries a memory ``h_t`` along the sequence:
+
+    RNN  (Elman 1990):               h_t = act(W_ih x_t + W_hh h_{t-1} + b)      act = tanh, or ReLU
+    LSTM (Hochreiter & Schmidhuber 1997): gates i, f, o = σ(W x_t + U h_{t-1} + b), g = tanh(...),
+                                     c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
+    GRU  (Cho et al. 2014):          z, r = σ(...), n = tanh(W x_t + r ⊙ (U h_{t-1})),
+                                     h_t = (1 − z) ⊙ n + z ⊙ h_{t-1}
+
+The LSTM's additive cell update (and the GRU's interpolation) give the gradient a path through time that
+is not a product of squashing derivatives: that is what lets them learn long dependencies where a tanh
+RNN's gradients vanish. The IRNN (Le, Jaitly & Hinton 2015) is the other answer: a ReLU RNN whose
+recurrent matrix starts as the identity (and biases at zero), so at first the state is carried unchanged.
+
+How an image becomes a sequence (``view``):
+
+    rows      28 steps of 28 pixels (the seed's setting)
+    pixels    784 steps of 1 pixel (sequential MNIST, Le et al. 2015)
+    permuted  784 steps of 1 pixel in one fixed random order (permuted MNIST); the permutation is a
+              buffer, so it is saved with the weights and a loaded run uses the same order
+
+Layers are stacked one module per layer so that dropout can sit between them: ``dropout`` draws a fresh
+mask at every time step (as ``nn.LSTM(dropout=...)``), ``variational_dropout`` one mask per sequence,
+shared by all time steps (Gal & Ghahramani 2016; applied to each layer's input, not to the recurrent
+connection, which would need an unrolled cell). Readout: the last time step (for a bidirectional net,
+the forward direction's last step and the backward direction's first), or attention pooling
+``c = Σ_t α_t h_t, α = softmax_t(vᵀ tanh(W h_t))`` (Bahdanau et al. 2015, as pooling).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archlab.models.registry import register_model
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+VIEWS = ("rows", "pixels", "permuted")
+READOUTS = ("last", "attention")
+INITIAL_STATES = ("zeros", "learned")
+
+
+def image_to_sequence(x: torch.Tensor, view: str, permutation: torch.Tensor | None) -> torch.Tensor:
+    """``[B, C, H, W]`` → ``[B, T, F]``: rows (T=H, F=C·W) or pixels (T=H·W, F=C), optionally permuted."""
+    if x.ndim == 3:  # already a sequence [B, T, F]
+        return x
+    batch, channels, height, width = x.shape
+    if view == "rows":
+        return x.permute(0, 2, 1, 3).reshape(batch, height, channels * width)
+    pixels = x.reshape(batch, channels, height * width).transpose(1, 2)
+    return pixels[:, permutation] if permutation is not None else pixels
+
+
+class AttentionPool(nn.Module):
+    """Additive attention over time steps: ``c = Σ_t softmax_t(vᵀ tanh(W h_t)) h_t``."""
+
+    def __init__(self, features: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.project = nn.Linear(features, hidden or features)
+        self.score = nn.Linear(hidden or features, 1, bias=False)
+
+    def weights(self, outputs: torch.Tensor) -> torch.Tensor:
+        """α, ``[B, T]``: how much each time step contributes."""
+        return self.score(torch.tanh(self.project(outputs))).squeeze(-1).softmax(dim=1)
+
+    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bt,btf->bf", self.weights(outputs), outputs)
+
+
+class RecurrentClassifier(nn.Module):
+    """Sequence of image rows or pixels → stacked (bi)directional RNN/LSTM/GRU → readout → linear."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        input_size: int = 28,
+        cell: str = "lstm",
+        hidden: int = 128,
+        layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        variational_dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+        initial_state: str = "zeros",
+        readout: str = "last",
+        view: str = "rows",
+        permutation_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self._check(cell, hidden, layers, dropout, variational_dropout, nonlinearity, initial_state, readout, view)
+        self.cell, self.view, self.readout_kind = cell, view, readout
+        self.directions = 2 if bidirectional else 1
+        steps = input_size * input_size
+        features = in_channels * input_size if view == "rows" else in_channels
+        if view == "permuted":
+            generator = torch.Generator().manual_seed(permutation_seed)
+            self.register_buffer("permutation", torch.randperm(steps, generator=generator))
+        else:
+            self.permutation = None
+        options = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        sizes = [features] + [hidden * self.directions] * (layers - 1)
+        self.layers = nn.ModuleList(
+            CELLS[cell](size, hidden, batch_first=True, bidirectional=bidirectional, **options) for size in sizes
+        )
+        self.dropout, self.variational_dropout = dropout, variational_dropout
+        state_copies = 2 if cell == "lstm" else 1  # (h0, c0) for an LSTM
+        self.initial_state = nn.ParameterList(
+            nn.Parameter(torch.zeros(state_copies, self.directions, 1, hidden)) for _ in range(layers)
+        ) if initial_state == "learned" else None
+        self.attention = AttentionPool(hidden * self.directions) if readout == "attention" else None
+        self.classifier = nn.Linear(hidden * self.directions, num_classes)
+        if cell == "rnn" and nonlinearity == "relu":
+            self._identity_init()
+
+    @staticmethod
+    def _check(cell, hidden, layers, dropout, variational_dropout, nonlinearity, initial_state, readout, view) -> None:
+        checks = [
+            (cell in CELLS, f"cell must be one of {sorted(CELLS)}, got {cell!r}"),
+            (hidden >= 1 and layers >= 1, f"hidden and layers must be ≥ 1, got {hidden} and {layers}"),
+            (0 <= dropout < 1 and 0 <= variational_dropout < 1, "dropout and variational_dropout must be in [0, 1)"),
+            (nonlinearity in ("tanh", "relu"), f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}"),
+            (nonlinearity == "tanh" or cell == "rnn", "nonlinearity applies to cell='rnn' only (LSTM/GRU gates are fixed)"),
+            (initial_state in INITIAL_STATES, f"initial_state must be one of {INITIAL_STATES}, got {initial_state!r}"),
+            (readout in READOUTS, f"readout must be one of {READOUTS}, got {readout!r}"),
+            (view in VIEWS, f"view must be one of {VIEWS}, got {view!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def _identity_init(self) -> None:
+        """IRNN (Le et al. 2015): W_hh = I, biases 0, W_ih ~ N(0, 0.001²)."""
+        for layer in self.layers:
+            for name, param in layer.named_parameters():
+                with torch.no_grad():
+                    if name.startswith("weight_hh"):
+                        param.copy_(torch.eye(param.shape[0]))
+                    elif name.startswith("weight_ih"):
+                        param.normal_(0.0, 0.001)
+                    else:
+                        param.zero_()
+
+    def _state(self, index: int, batch: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor] | None:
+        if self.initial_state is None:
+            return None
+        state = self.initial_state[index].expand(-1, -1, batch, -1).contiguous()
+        return (state[0], state[1]) if self.cell == "lstm" else state[0]
+
+    def _drop(self, x: torch.Tensor, between_layers: bool) -> torch.Tensor:
+        """Variational dropout on every layer's input; per-step dropout between layers only."""
+        if not self.training:
+            return x
+        if self.variational_dropout:  # one mask per sequence, the same at every time step
+            keep = 1.0 - self.variational_dropout
+            mask = torch.bernoulli(torch.full((x.shape[0], 1, x.shape[2]), keep, device=x.device, dtype=x.dtype))
+            x = x * mask / keep
+        if between_layers and self.dropout:
+            x = F.dropout(x, self.dropout, training=True)
+        return x
+
+    def sequence_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The last layer's outputs at every time step, ``[B, T, hidden · directions]``."""
+        h = image_to_sequence(x, self.view, self.permutation)
+        for index, layer in enumerate(self.layers):
+            h, _ = layer(self._drop(h, between_layers=index > 0), self._state(index, h.shape[0]))
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outputs = self.sequence_outputs(x)
+        if self.attention is not None:
+            pooled = self.attention(outputs)
+        elif self.directions == 2:
+            hidden = outputs.shape[-1] // 2
+            pooled = torch.cat([outputs[:, -1, :hidden], outputs[:, 0, hidden:]], dim=1)
+        else:
+            pooled = outputs[:, -1]
+        return self.classifier(pooled)
+
+
+_TINY = {"hidden": 32}
+# Recurrent nets clip gradients at norm 1 by default: one long product through time can explode.
+register_model("rnn", family="rnn", defaults={"cell": "rnn"}, tiny=_TINY, grad_clip=1.0,
+               description="vanilla RNN (tanh; nonlinearity=relu gives the IRNN), image rows as time steps")(
+    RecurrentClassifier)
+register_model("lstm", family="rnn", defaults={"cell": "lstm"}, tiny=_TINY, grad_clip=1.0,
+               description="LSTM over image rows (view=pixels|permuted for sequential MNIST)")(RecurrentClassifier)
+register_model("gru", family="rnn", defaults={"cell": "gru"}, tiny=_TINY, grad_clip=1.0,
+               description="GRU over image rows (view=pixels|permuted for sequential MNIST)")(RecurrentClassifier)

@@ -1,0 +1,125 @@
+"""Recurrent classifiers: the seed listing's shapes, views, bidirectional sizes, IRNN, dropout, readouts."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch import nn
+
+import archlab
+from archlab.config import resolve_config
+from archlab.engine.train import with_model_defaults
+from archlab.errors import ConfigError
+from archlab.models import count_parameters, create_model
+from archlab.models.rnn import image_to_sequence
+
+
+def test_seed_lstm_has_the_listings_exact_shapes():
+    model = create_model("seed-lstm")
+    lstm = model.lstm
+    assert (lstm.input_size, lstm.hidden_size, lstm.num_layers, lstm.batch_first) == (28, 128, 2, True)
+    assert not lstm.bidirectional and lstm.dropout == 0
+    assert (model.fc.in_features, model.fc.out_features) == (128, 10)
+    assert count_parameters(model) == 214_282  # 4·128·(28+128+2) + 4·128·(128+128+2) + 129·10
+    assert model(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("view, steps, features", [("rows", 28, 28), ("pixels", 784, 1), ("permuted", 784, 1)])
+def test_views_turn_an_image_into_a_sequence(view, steps, features):
+    model = create_model("gru", hidden=8, view=view)
+    assert model.layers[0].input_size == features
+    assert model.sequence_outputs(torch.rand(2, 1, 28, 28)).shape == (2, steps, 8)
+
+
+def test_permutation_is_fixed_by_its_seed_and_saved_with_the_weights():
+    a, b = (create_model("lstm", hidden=8, view="permuted", permutation_seed=s) for s in (1, 1))
+    assert torch.equal(a.permutation, b.permutation) and sorted(a.permutation.tolist()) == list(range(784))
+    other = create_model("lstm", hidden=8, view="permuted", permutation_seed=2)
+    assert not torch.equal(a.permutation, other.permutation)
+    assert "permutation" in a.state_dict()
+    x = torch.rand(2, 1, 28, 28)
+    pixels = x.reshape(2, 784, 1)
+    assert torch.equal(image_to_sequence(x, "permuted", a.permutation), pixels[:, a.permutation])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_bidirectional_sizes(cell):
+    model = create_model(cell, hidden=16, layers=2, bidirectional=True)
+    assert model.layers[1].input_size == 32 and model.classifier.in_features == 32
+    x = torch.rand(4, 1, 28, 28)
+    assert model.sequence_outputs(x).shape == (4, 28, 32)
+    assert model(x).shape == (4, 10)
+
+
+def test_bidirectional_readout_takes_each_directions_final_state():
+    model = create_model("gru", hidden=8, bidirectional=True).eval()
+    x = torch.rand(2, 1, 28, 28)
+    _, h_n = model.layers[0](x.reshape(2, 28, 28))  # h_n: [directions, B, hidden]
+    expected = model.classifier(torch.cat([h_n[0], h_n[1]], dim=1))
+    torch.testing.assert_close(model(x), expected)
+
+
+def test_irnn_starts_from_the_identity():
+    model = create_model("rnn", hidden=16, nonlinearity="relu")
+    layer = model.layers[0]
+    assert torch.equal(layer.weight_hh_l0, torch.eye(16)) and not layer.bias_hh_l0.any()
+    assert layer.weight_ih_l0.std() < 0.01 and layer.nonlinearity == "relu"
+
+
+def test_variational_dropout_uses_one_mask_per_sequence():
+    model = create_model("lstm", hidden=8, variational_dropout=0.5).train()
+    torch.manual_seed(0)
+    dropped = model._drop(torch.ones(3, 28, 20), between_layers=False)
+    zeros = dropped == 0
+    assert zeros.any() and (zeros == zeros[:, :1]).all()  # the same units are dropped at every time step
+    assert torch.equal(model.eval()._drop(torch.ones(3, 28, 20), between_layers=True), torch.ones(3, 28, 20))
+
+
+def test_attention_readout_weights_sum_to_one_and_learned_state_learns():
+    model = create_model("lstm", hidden=8, readout="attention", initial_state="learned")
+    outputs = model.sequence_outputs(torch.rand(2, 1, 28, 28))
+    weights = model.attention.weights(outputs)
+    assert weights.shape == (2, 28) and torch.allclose(weights.sum(1), torch.ones(2))
+    model(torch.rand(2, 1, 28, 28)).sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.initial_state)
+
+
+@pytest.mark.parametrize("args, message", [({"nonlinearity": "relu"}, "cell='rnn' only"), ({"view": "cols"}, "view"),
+                                           ({"readout": "mean"}, "readout"), ({"dropout": 1.0}, "dropout")])
+def test_bad_arguments_are_clear_errors(args, message):
+    with pytest.raises(ConfigError, match=message):
+        create_model("lstm", **args)
+
+
+def test_recurrent_models_clip_gradients_by_default():
+    assert with_model_defaults(resolve_config(overrides={"model": "lstm"})).grad_clip == 1.0
+    assert with_model_defaults(resolve_config(overrides={"model": "cnn"})).grad_clip is None
+    assert with_model_defaults(resolve_config(overrides={"model": "gru", "grad_clip": 0})).grad_clip == 0
+    auto = resolve_config(overrides={"model": "gru", "monitor": {"auto_clip_percentile": 10}})
+    assert with_model_defaults(auto).grad_clip is None
+
+
+def test_clipping_bounds_the_gradient_norm(tiny_blobs, tmp_path):
+    seen = []
+
+    class Record(L.Callback):
+        def on_before_zero_grad(self, trainer, pl_module, optimizer):
+            grads = [p.grad for p in pl_module.parameters() if p.grad is not None]
+            seen.append(float(torch.nn.utils.get_total_norm(grads)))
+
+    archlab.train("gru", run_dir=tmp_path / "run", report=False, epochs=1, grad_clip=0.05,
+                  model_args={"hidden": 16}, callbacks=[Record()], **tiny_blobs)
+    assert seen and max(seen) <= 0.05 * 1.001
+
+
+@pytest.mark.slow
+def test_row_wise_recipe_learns_mnist(tmp_path):
+    """Bar: ≥97% MNIST test accuracy after one epoch of the mnist-rows recipe (budget: about 25 s)."""
+    run = archlab.train(recipe="mnist-rows", epochs=1, run_dir=tmp_path / "run", progress=False, report=False)
+    assert run.test_accuracy >= 0.97, run.summary
+
+
+def test_layers_are_separate_modules_for_dropout_between_them():
+    model = create_model("lstm", hidden=8, layers=3, dropout=0.2)
+    assert len(model.layers) == 3 and all(isinstance(layer, nn.LSTM) and layer.num_layers == 1 for layer in model.layers)
