@@ -127,10 +127,16 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=1.0 if validate else 0,
-        # A run shorter than one epoch would never reach the end-of-epoch validation: validate at its end.
-        val_check_interval=total_steps if steps_per_epoch and total_steps < steps_per_epoch else 1.0,
+        **_validate_at_the_end(total_steps, steps_per_epoch),
         default_root_dir=run_dir,
     )
+
+
+def _validate_at_the_end(total_steps: int, steps_per_epoch: int | None) -> dict[str, int]:
+    """A run shorter than one epoch would never reach the end-of-epoch validation: validate at its end."""
+    if steps_per_epoch and total_steps < steps_per_epoch:
+        return {"val_check_interval": total_steps}
+    return {}  # Lightning's default; passing 1.0 explicitly only makes it print a note
 
 
 def total_steps_for(config: TrainConfig, steps_per_epoch: int) -> int:
