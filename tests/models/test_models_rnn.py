@@ -123,3 +123,33 @@ def test_row_wise_recipe_learns_mnist(tmp_path):
 def test_layers_are_separate_modules_for_dropout_between_them():
     model = create_model("lstm", hidden=8, layers=3, dropout=0.2)
     assert len(model.layers) == 3 and all(isinstance(layer, nn.LSTM) and layer.num_layers == 1 for layer in model.layers)
+
+
+def test_principal_projection_finds_the_dominant_direction():
+    from archlab.monitor.hidden_states import principal_projection
+
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.tensor([3.0, 4.0, 0.0]) / 5
+    states = torch.randn(50, 6, 1, generator=generator) * 10 * direction + 0.01 * torch.randn(50, 6, 3, generator=generator)
+    projections, explained = principal_projection(states)
+    assert projections.shape == (50, 6, 2) and explained[0] > 0.99 and explained.sum() <= 1.0001
+
+
+def test_recurrent_run_saves_hidden_states_and_reports_them(tiny_blobs, tmp_path):
+    run = archlab.train("lstm", run_dir=tmp_path / "run", epochs=1, model_args={"hidden": 16}, **tiny_blobs)
+    import numpy as np
+
+    with np.load(run.path / "hidden_states.npz") as arrays:
+        assert arrays["projections"].shape == (100, 28, 2) and arrays["labels"].shape == (100,)
+        assert list(arrays["padding_kinds"]) == ["zeros", "noise"] and int(arrays["padding_steps"]) == 4
+        assert ((arrays["padding_distance"] >= 0) & (arrays["padding_distance"] <= 1)).all()
+        assert arrays["padding_distance"].max() > 0  # a last-step readout does move when steps are appended
+    html = (run.path / "report.html").read_text()
+    assert '<section id="hidden-states">' in html and "100 test sequences over 28 time steps" in html
+    assert "Padding robustness" in html
+
+
+def test_non_recurrent_runs_have_no_hidden_state_section(tiny_blobs, tmp_path):
+    run = archlab.train("mlp", run_dir=tmp_path / "run", epochs=1, model_args={"hidden": [16]}, **tiny_blobs)
+    assert not (run.path / "hidden_states.npz").exists()
+    assert 'id="hidden-states"' not in (run.path / "report.html").read_text()

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from archlab.config import TrainConfig
 from archlab.engine.callbacks import RandomStateCallback, RunRecord
 from archlab.errors import ConfigError
-from archlab.monitor import GradientFlowMonitor, WeightHistogramMonitor
+from archlab.monitor import GradientFlowMonitor, HiddenStateMonitor, WeightHistogramMonitor
 from archlab.monitor.gradient_flow import LOG_FILE
 
 CHECKPOINTS = "checkpoints"
@@ -98,7 +98,8 @@ def build_trainer(
     # The gradient-flow monitor comes first: on a non-finite step it drops the gradients before any
     # other callback (or the checkpoint of that step) can see them.
     callbacks: list[L.Callback] = [GradientFlowMonitor(config.monitor, log_file=run_dir / LOG_FILE), record,
-                                   RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS)]
+                                   RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS),
+                                   HiddenStateMonitor(run_dir)]
     if validate:
         callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="best", monitor="val_acc",
                                          mode="max", save_top_k=1, enable_version_counter=False))

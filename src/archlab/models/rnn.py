@@ -161,9 +161,13 @@ class RecurrentClassifier(nn.Module):
             x = F.dropout(x, self.dropout, training=True)
         return x
 
+    def as_sequence(self, x: torch.Tensor) -> torch.Tensor:
+        """The input as the model reads it, ``[B, T, F]`` (a sequence passed in is used as it is)."""
+        return image_to_sequence(x, self.view, self.permutation)
+
     def sequence_outputs(self, x: torch.Tensor) -> torch.Tensor:
         """The last layer's outputs at every time step, ``[B, T, hidden · directions]``."""
-        h = image_to_sequence(x, self.view, self.permutation)
+        h = self.as_sequence(x)
         for index, layer in enumerate(self.layers):
             h, _ = layer(self._drop(h, between_layers=index > 0), self._state(index, h.shape[0]))
         return h

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from archlab.io import atomic_write_bytes
 from archlab.report import analysis_sections, sections
+from archlab.report.hidden_states import hidden_states
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
 
@@ -54,6 +55,7 @@ def build_report(run_dir: str | Path) -> Path:
         sections.classification(run, embed),
         sections.grad_norms(run, embed),
         analysis_sections.inside_network(run, embed),
+        hidden_states(run, embed),
         analysis_sections.robustness(run, embed),
         sections.config(run),
     ]
