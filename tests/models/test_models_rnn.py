@@ -70,10 +70,13 @@ def test_irnn_starts_from_the_identity():
 def test_variational_dropout_uses_one_mask_per_sequence():
     model = create_model("lstm", hidden=8, variational_dropout=0.5).train()
     torch.manual_seed(0)
-    dropped = model._drop(torch.ones(3, 28, 20), between_layers=False)
+    ones = torch.ones(3, 28, 28)
+    masks = model._variational_masks(ones)
+    dropped = model._drop(ones, 0, masks)
     zeros = dropped == 0
     assert zeros.any() and (zeros == zeros[:, :1]).all()  # the same units are dropped at every time step
-    assert torch.equal(model.eval()._drop(torch.ones(3, 28, 20), between_layers=True), torch.ones(3, 28, 20))
+    model.eval()
+    assert torch.equal(model._drop(ones, 0, model._variational_masks(ones)), ones)
 
 
 def test_attention_readout_weights_sum_to_one_and_learned_state_learns():
@@ -153,3 +156,31 @@ def test_non_recurrent_runs_have_no_hidden_state_section(tiny_blobs, tmp_path):
     run = archlab.train("mlp", run_dir=tmp_path / "run", epochs=1, model_args={"hidden": [16]}, **tiny_blobs)
     assert not (run.path / "hidden_states.npz").exists()
     assert 'id="hidden-states"' not in (run.path / "report.html").read_text()
+
+
+def test_truncated_bptt_keeps_outputs_and_cuts_gradients():
+    torch.manual_seed(0)
+    full = create_model("lstm", hidden=8, layers=2, view="pixels", input_size=6)
+    truncated = create_model("lstm", hidden=8, layers=2, view="pixels", input_size=6, bptt=10)
+    truncated.load_state_dict(full.state_dict())
+    x = torch.rand(2, 1, 6, 6, requires_grad=True)  # 36 steps, chunks of 10
+    torch.testing.assert_close(truncated(x), full(x))
+    truncated(x).sum().backward()
+    grad = x.grad.reshape(2, 36)
+    assert grad[:, :30].abs().sum() == 0 and grad[:, 30:].abs().sum() > 0  # only the last chunk gets gradient
+    with pytest.raises(ConfigError, match="bptt"):
+        create_model("gru", bptt=5, bidirectional=True)
+
+
+def test_bptt_flag_reaches_the_model_and_is_refused_where_it_means_nothing(tiny_blobs, tmp_path):
+    from typer.testing import CliRunner
+
+    from archlab.cli import app
+
+    common = ["--data", tiny_blobs["data"], "--epochs", "1", "--val-size", "60", "--no-progress"]
+    result = CliRunner().invoke(app, ["train", "gru", "--bptt", "7", "-m", "hidden=8", "--run-dir",
+                                      str(tmp_path / "run"), *common])
+    assert result.exit_code == 0, result.output
+    assert "bptt: 7" in (tmp_path / "run" / "config.yaml").read_text()
+    result = CliRunner().invoke(app, ["train", "cnn", "--bptt", "7", "--run-dir", str(tmp_path / "bad"), *common])
+    assert result.exit_code == 2 and "does not accept argument(s) bptt" in result.output

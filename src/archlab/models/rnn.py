@@ -23,7 +23,8 @@ How an image becomes a sequence (``view``):
 Layers are stacked one module per layer so that dropout can sit between them: ``dropout`` draws a fresh
 mask at every time step (as ``nn.LSTM(dropout=...)``), ``variational_dropout`` one mask per sequence,
 shared by all time steps (Gal & Ghahramani 2016; applied to each layer's input, not to the recurrent
-connection, which would need an unrolled cell). Readout: the last time step (for a bidirectional net,
+connection, which would need an unrolled cell). ``bptt = K`` truncates backpropagation through time to
+the last K steps (long sequences, e.g. 784 pixels). Readout: the last time step (for a bidirectional net,
 the forward direction's last step and the backward direction's first), or attention pooling
 ``c = Σ_t α_t h_t, α = softmax_t(vᵀ tanh(W h_t))`` (Bahdanau et al. 2015, as pooling).
 """
@@ -40,6 +41,10 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.
 VIEWS = ("rows", "pixels", "permuted")
 READOUTS = ("last", "attention")
 INITIAL_STATES = ("zeros", "learned")
+
+
+def _detached(state):
+    return tuple(part.detach() for part in state) if isinstance(state, tuple) else state.detach()
 
 
 def image_to_sequence(x: torch.Tensor, view: str, permutation: torch.Tensor | None) -> torch.Tensor:
@@ -88,10 +93,15 @@ class RecurrentClassifier(nn.Module):
         readout: str = "last",
         view: str = "rows",
         permutation_seed: int = 0,
+        bptt: int = 0,
     ) -> None:
         super().__init__()
         self._check(cell, hidden, layers, dropout, variational_dropout, nonlinearity, initial_state, readout, view)
-        self.cell, self.view, self.readout_kind = cell, view, readout
+        if bptt < 0 or (bptt and bidirectional):
+            raise ValueError(f"bptt must be 0 (full backpropagation through time) or a number of steps ≥ 1, and "
+                             f"cannot be combined with bidirectional (the backward direction reads the future); "
+                             f"got bptt={bptt}, bidirectional={bidirectional}")
+        self.cell, self.view, self.readout_kind, self.bptt = cell, view, readout, bptt
         self.directions = 2 if bidirectional else 1
         steps = input_size * input_size
         features = in_channels * input_size if view == "rows" else in_channels
@@ -149,15 +159,20 @@ class RecurrentClassifier(nn.Module):
         state = self.initial_state[index].expand(-1, -1, batch, -1).contiguous()
         return (state[0], state[1]) if self.cell == "lstm" else state[0]
 
-    def _drop(self, x: torch.Tensor, between_layers: bool) -> torch.Tensor:
+    def _variational_masks(self, sequence: torch.Tensor) -> list[torch.Tensor | None]:
+        """One dropout mask per sequence and layer input, ``[B, 1, F]``, shared by every time step."""
+        if not (self.training and self.variational_dropout):
+            return [None] * len(self.layers)
+        keep = 1.0 - self.variational_dropout
+        sizes = [sequence.shape[2]] + [layer.hidden_size * self.directions for layer in self.layers[:-1]]
+        return [torch.bernoulli(torch.full((sequence.shape[0], 1, size), keep, device=sequence.device,
+                                           dtype=sequence.dtype)) / keep for size in sizes]
+
+    def _drop(self, x: torch.Tensor, index: int, masks: list[torch.Tensor | None]) -> torch.Tensor:
         """Variational dropout on every layer's input; per-step dropout between layers only."""
-        if not self.training:
-            return x
-        if self.variational_dropout:  # one mask per sequence, the same at every time step
-            keep = 1.0 - self.variational_dropout
-            mask = torch.bernoulli(torch.full((x.shape[0], 1, x.shape[2]), keep, device=x.device, dtype=x.dtype))
-            x = x * mask / keep
-        if between_layers and self.dropout:
+        if masks[index] is not None:
+            x = x * masks[index]
+        if index > 0 and self.dropout and self.training:
             x = F.dropout(x, self.dropout, training=True)
         return x
 
@@ -166,11 +181,27 @@ class RecurrentClassifier(nn.Module):
         return image_to_sequence(x, self.view, self.permutation)
 
     def sequence_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The last layer's outputs at every time step, ``[B, T, hidden · directions]``."""
-        h = self.as_sequence(x)
-        for index, layer in enumerate(self.layers):
-            h, _ = layer(self._drop(h, between_layers=index > 0), self._state(index, h.shape[0]))
-        return h
+        """The last layer's outputs at every time step, ``[B, T, hidden · directions]``.
+
+        With ``bptt = K`` the sequence is read in chunks of K steps; the state is carried from chunk to chunk
+        but detached, so gradients reach back at most K steps (truncated BPTT, Williams & Peng 1990). The
+        outputs are the same as without truncation; only the gradient changes.
+        """
+        sequence = self.as_sequence(x)
+        masks = self._variational_masks(sequence)
+        states = [self._state(index, sequence.shape[0]) for index in range(len(self.layers))]
+        chunk = self.bptt or sequence.shape[1]
+        outputs = []
+        for start in range(0, sequence.shape[1], chunk):
+            h = sequence[:, start : start + chunk]
+            for index, layer in enumerate(self.layers):
+                h, states[index] = layer(self._drop(h, index, masks), states[index])
+            outputs.append(h)
+            if self.bptt:
+                states = [_detached(state) for state in states]
+        if len(outputs) == 1:
+            return outputs[0]
+        return torch.cat([o.detach() for o in outputs[:-1]] + outputs[-1:], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = self.sequence_outputs(x)
