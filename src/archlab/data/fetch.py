@@ -57,6 +57,7 @@ class DatasetSpec:
     files: dict[str, tuple[str, str]]
     fetcher: Fetcher
     image_shape: tuple[int, int, int] = (1, 28, 28)
+    kind: str = "image"  # "image", "text" or "series": which loaders and tasks can use it
 
 
 DATASETS: dict[str, DatasetSpec] = {}
@@ -245,7 +246,7 @@ def _folder_size(folder: Path) -> int:
 
 
 def list_datasets(data_dir: str | Path | None = None) -> list[dict]:
-    """One dict per registered data set: name, description, source, cached, size_bytes, path."""
+    """One dict per registered data set: name, kind, description, source, cached, size_bytes, path."""
     root = _resolve_root(data_dir)
     rows = []
     for name in sorted(DATASETS):
@@ -254,6 +255,7 @@ def list_datasets(data_dir: str | Path | None = None) -> list[dict]:
         rows.append(
             {
                 "name": name,
+                "kind": spec.kind,
                 "description": spec.description,
                 "source": spec.source,
                 "cached": cached,

@@ -14,6 +14,7 @@ the same proportion in each part.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.errors
 import email.header
@@ -21,6 +22,7 @@ import email.message
 import functools
 import html
 import json
+import quopri
 import re
 import tarfile
 from pathlib import Path
@@ -44,7 +46,7 @@ FOLDER_CLASS = {  # corpus folder -> class name; the label is the folder a messa
     "spam-2": "spam",
 }
 MESSAGES_FILE = "spam.jsonl"
-FILES = {"messages": (MESSAGES_FILE, "TO_BE_MEASURED")}
+FILES = {"messages": (MESSAGES_FILE, "7e388b6e078ea186bcc574afe2675514")}
 
 _MEMBER = re.compile(r"package/data/(?P<folder>[a-z0-9-]+)/(?P<file>[^/]+\.json)")
 
@@ -113,6 +115,7 @@ def load_spam(data_dir: str | Path | None = None, raw: bool = False) -> tuple[li
 
 _TAG = re.compile(r"<[^>]*>")
 _INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_HTML_DOCUMENT = re.compile(r"<(html|body)\b", re.IGNORECASE)  # much spam sends HTML labelled text/plain
 _BLANK_LINES = re.compile(r"\n\s*\n(\s*\n)+")
 
 
@@ -130,16 +133,34 @@ def _decode_header(value: str | None) -> str:
         return str(value)
 
 
-def _part_text(part: email.message.Message) -> str:
-    """The decoded text of one leaf part (base64 and quoted-printable undone, charset applied)."""
-    payload = part.get_payload(decode=True)
-    if payload is None:
-        return ""
+def _charset(part: email.message.Message) -> str:
+    """The part's declared charset if Python knows it, else latin-1 (which decodes any byte)."""
+    name = part.get_content_charset() or "latin-1"
     try:
-        text = payload.decode(part.get_content_charset() or "latin-1", errors="replace")
-    except LookupError:  # an unknown charset name
-        text = payload.decode("latin-1")
-    return _strip_html(text) if part.get_content_type() == "text/html" else text
+        return codecs.lookup(name).name
+    except LookupError:
+        return "latin-1"
+
+
+def _part_text(part: email.message.Message) -> str:
+    """The text of one leaf part: base64 and quoted-printable undone in the part's charset, HTML stripped.
+
+    Other parts (7bit, 8bit) are taken as they are: the package stores each e-mail already decoded to text (bad
+    bytes as U+FFFD), and ``get_payload(decode=True)`` would turn such non-ASCII characters into ``\\uXXXX``.
+    """
+    payload = part.get_payload()
+    if not isinstance(payload, str):
+        return ""
+    charset = _charset(part)
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding == "base64":
+        text = (part.get_payload(decode=True) or b"").decode(charset, errors="replace")
+    elif encoding == "quoted-printable":
+        text = quopri.decodestring(payload.encode(charset, errors="replace")).decode(charset, errors="replace")
+    else:
+        text = payload
+    is_html = part.get_content_type() == "text/html" or _HTML_DOCUMENT.search(text) is not None
+    return _strip_html(text) if is_html else text
 
 
 def email_text(raw: str) -> str:
@@ -147,8 +168,9 @@ def email_text(raw: str) -> str:
 
     Kept: the ``Subject`` header (MIME-decoded) and the body text. Dropped: every other header (routing,
     dates, addresses, which identify the corpus folder rather than the content) and non-text attachments.
-    Body: the ``text/plain`` parts, or if there are none the ``text/html`` parts with tags stripped; transfer
-    encodings (base64, quoted-printable) are decoded. Runs of blank lines are collapsed.
+    Body: the ``text/plain`` parts, or if there are none the ``text/html`` parts; transfer encodings (base64,
+    quoted-printable) are decoded; HTML (a ``text/html`` part, or any part holding an ``<html>`` or ``<body>``
+    tag) loses its scripts, styles and tags and has its entities decoded. Runs of blank lines are collapsed.
     """
     message = email.message_from_string(raw)
     leaves = [part for part in message.walk() if not part.is_multipart() and part.get_content_maintype() == "text"]
@@ -191,5 +213,6 @@ SPAM = register_dataset(
         classes=CLASSES,
         files=FILES,
         fetcher=fetch_spam,
+        kind="text",
     )
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from archlab.data.fetch import MANIFEST, DatasetSpec, fetch, get_spec, is_cached
+from archlab.data.fetch import DATASETS, MANIFEST, DatasetSpec, fetch, get_spec, is_cached
 from archlab.data.idx import read_idx
 from archlab.errors import ConfigError, DataError
 
@@ -94,6 +94,11 @@ def load_raw(
 ) -> tuple[TensorSplit, TensorSplit, tuple[str, ...]]:
     """The full official train and test splits of ``name`` and its class names, fetching on demand."""
     spec = get_spec(name)
+    if spec.kind != "image":
+        images = ", ".join(n for n, other in DATASETS.items() if other.kind == "image")
+        raise DataError(f"{name!r} is a {spec.kind} data set, and this needs images ({images}). Image models and "
+                        f"the classification task read images only; load it with its own loader "
+                        f"(archlab.data: load_spam, shakespeare_splits, load_series).")
     if not fetch_if_missing and not is_cached(name, data_dir):
         raise DataError(f"Data set {name!r} is not in the cache; run `archlab data fetch {name}` first.")
     folder = fetch(name, data_dir)

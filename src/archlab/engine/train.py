@@ -31,7 +31,7 @@ from archlab.engine.trainer import (
     total_steps_for,
 )
 from archlab.data.fetch import get_spec
-from archlab.errors import RunError
+from archlab.errors import ConfigError, RunError
 from archlab.io import atomic_write_json
 from archlab.monitor import GradientFlowMonitor
 from archlab.models import count_parameters, create_model, forward_mflops, get_model_info, resolve_model_args
@@ -182,7 +182,10 @@ def check_settings(config: TrainConfig) -> None:
     resolve_model_args(config.model, **config.model_args)
     check_names(config.optimizer, config.schedule)
     AugmentConfig.from_dict(config.augment)
-    get_spec(config.data)
+    spec = get_spec(config.data)
+    if spec.kind != "image":
+        raise ConfigError(f"--data {config.data} is a {spec.kind} data set; `archlab train` classifies images "
+                          f"(mnist, fashion-mnist). Its {spec.kind} loaders are in archlab.data.")
     check_devices(config)
 
 

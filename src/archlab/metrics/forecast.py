@@ -189,7 +189,8 @@ class AutoRegressive(Baseline):
     name = "ar"
 
     def __init__(self, order: int | None = None, max_order: int | None = None) -> None:
-        self.order, self.max_order = order, max_order
+        self.requested_order, self.max_order = order, max_order
+        self.order = order  # the fitted order once fit() has run
 
     @property
     def label(self) -> str:
@@ -198,7 +199,7 @@ class AutoRegressive(Baseline):
     def fit(self, train: Any) -> AutoRegressive:
         values = _as_2d(train)
         length = values.shape[0]
-        order = self.order or self._select_order(values)
+        order = self.requested_order or self._select_order(values)
         if not 1 <= order < length - 1:
             raise ConfigError(f"AR order {order} needs more than {order + 1} training points; got {length}.")
         columns = range(values.shape[1])
