@@ -91,3 +91,16 @@ def test_training_on_a_non_image_data_set_is_a_clear_error(name, kind, tmp_path)
     assert not (tmp_path / "run").exists()
     with pytest.raises(DataError, match=f"'{name}' is a {kind} data set"):
         load_image_data(name)
+
+
+def test_training_flushes_subnormals_only_while_it_runs(tiny_blobs, tmp_path):
+    import torch
+
+    from archlab.engine.train import flushing_denormals
+
+    subnormal = torch.tensor([1e-40])
+    assert (subnormal * 1.0).item() != 0.0
+    with flushing_denormals():
+        assert (subnormal * 1.0).item() == 0.0
+    archlab.train("mlp", run_dir=tmp_path / "run", epochs=1, report=False, model_args={"hidden": [8]}, **tiny_blobs)
+    assert (subnormal * 1.0).item() != 0.0  # the process's floating-point mode is as it was

@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from archlab.engine.train import flushing_denormals
 from archlab.errors import ConfigError
 from archlab.io import atomic_write_json
 
@@ -188,6 +189,19 @@ def gradient_ratios(run_dir: Path) -> dict[str, float | None]:
     return {"first": float(values[0]) if len(values) else None, "last": float(values[-1]) if len(values) else None}
 
 
+def measure_arm(arm: Arm, config: DepthStudyConfig, out_dir: Path, test) -> dict[str, Any]:
+    """Train one network (or reuse it) and measure it: accuracy, gradient ratios, FGSM accuracy."""
+    run_dir = out_dir / "runs" / arm.name
+    summary = train_arm(arm, config, run_dir)
+    diagnostics = summary.get("diagnostics") or {}
+    return {**dataclasses.asdict(arm), "model": arm.model, "name": arm.name, "run_dir": f"runs/{arm.name}",
+            "test_accuracy": (summary.get("test_metrics") or {}).get("accuracy"),
+            "train_seconds": summary.get("wall_seconds"), "params": summary.get("params"),
+            "steps": summary.get("steps"), "stopped": diagnostics.get("stopped"),
+            "diagnoses": sorted(diagnostics.get("counts") or {}),
+            "grad_ratio": gradient_ratios(run_dir), "robust": attack_arm(run_dir, config, test)}
+
+
 def run_depth_study(
     config: DepthStudyConfig,
     out_dir: str | Path,
@@ -203,24 +217,22 @@ def run_depth_study(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    # Lightning's per-run banners ("GPU available: ...") would repeat for every network.
-    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     started, t0 = datetime.now(), time.perf_counter()
     plan = arms(config)
     test = load_image_data(config.data, config.data_dir, config.val_size, config.seed).test
     results = []
-    for index, arm in enumerate(plan):
-        run_dir = out_dir / "runs" / arm.name
-        summary = train_arm(arm, config, run_dir)
-        result = {**dataclasses.asdict(arm), "model": arm.model, "name": arm.name, "run_dir": f"runs/{arm.name}",
-                  "test_accuracy": (summary.get("test_metrics") or {}).get("accuracy"),
-                  "train_seconds": summary.get("wall_seconds"), "params": summary.get("params"),
-                  "steps": summary.get("steps"), "stopped": (summary.get("diagnostics") or {}).get("stopped"),
-                  "diagnoses": sorted((summary.get("diagnostics") or {}).get("counts") or {}),
-                  "grad_ratio": gradient_ratios(run_dir), "robust": attack_arm(run_dir, config, test)}
-        results.append(result)
-        if on_arm:
-            on_arm(index, len(plan), arm, result)
+    # Lightning's per-run banners ("GPU available: ...") would repeat for every network.
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)
+    try:
+        with flushing_denormals():  # the attacks run outside archlab.train: deep plain nets underflow there too
+            for index, arm in enumerate(plan):
+                results.append(measure_arm(arm, config, out_dir, test))
+                if on_arm:
+                    on_arm(index, len(plan), arm, results[-1])
+    finally:
+        lightning_log.setLevel(level)
     study = {"study": "depth", "config": dataclasses.asdict(config), "created": started.isoformat(timespec="seconds"),
              "seconds": round(time.perf_counter() - t0, 1), "results": results}
     study["findings"] = findings(study)
