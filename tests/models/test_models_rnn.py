@@ -184,3 +184,15 @@ def test_bptt_flag_reaches_the_model_and_is_refused_where_it_means_nothing(tiny_
     assert "bptt: 7" in (tmp_path / "run" / "config.yaml").read_text()
     result = CliRunner().invoke(app, ["train", "cnn", "--bptt", "7", "--run-dir", str(tmp_path / "bad"), *common])
     assert result.exit_code == 2 and "does not accept argument(s) bptt" in result.output
+
+
+@pytest.mark.parametrize("name", ["seed-lstm", "lstm", "gru", "rnn"])
+def test_recurrent_flops_are_counted_from_the_weight_shapes(name):
+    from archlab.models import forward_mflops
+
+    model = create_model(name) if name == "seed-lstm" else create_model(name, hidden=16, layers=2)
+    weights = sum(p.numel() for n, p in model.named_parameters() if ".weight_" in n or n.startswith("lstm.weight"))
+    classifier = sum(p.numel() for n, p in model.named_parameters() if n.endswith("weight") and p.ndim == 2
+                     and ("classifier" in n or n.startswith("fc")))
+    expected = (2 * 28 * weights + 2 * classifier) / 1e6  # 28 steps (rows), one sample
+    assert forward_mflops(model, (1, 28, 28)) == pytest.approx(expected, rel=0.02)

@@ -138,9 +138,16 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    """Forward-pass MFLOPs per sample (a multiply-add counts 2), measured by PyTorch's FLOP counter."""
+    """Forward-pass MFLOPs per sample (a multiply-add counts 2), measured by PyTorch's FLOP counter.
+
+    Recurrent layers (nn.RNN/LSTM/GRU) are counted from their shapes, ``2 · T · Σ numel(W)`` over their weight
+    matrices: some backends run them as one fused kernel (e.g. oneDNN's LSTM) that the counter does not see.
+    """
     from torch.utils.flop_counter import FlopCounterMode
 
+    recurrent: dict[str, int] = {}
+    hooks = [module.register_forward_hook(_count_recurrent(f"{type(model).__name__}.{name}", recurrent))
+             for name, module in model.named_modules() if isinstance(module, nn.RNNBase)]
     was_training = model.training
     model.eval()
     try:
@@ -148,7 +155,21 @@ def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
             model(torch.zeros(1, *input_shape))
     finally:
         model.train(was_training)
-    return counter.get_total_flops() / 1e6
+        for hook in hooks:
+            hook.remove()
+    counts = counter.get_flop_counts()
+    seen_inside = sum(sum(counts.get(name, {}).values()) for name in recurrent)
+    return (counter.get_total_flops() - seen_inside + sum(recurrent.values())) / 1e6
+
+
+def _count_recurrent(name: str, flops: dict[str, int]):
+    def hook(module: nn.RNNBase, inputs: tuple, _output) -> None:
+        x = inputs[0]
+        steps_times_batch = x.shape[0] * x.shape[1] if x.ndim == 3 else x.shape[0]
+        weights = sum(p.numel() for n, p in module.named_parameters() if n.startswith("weight"))
+        flops[name] = flops.get(name, 0) + 2 * steps_times_batch * weights
+
+    return hook
 
 
 def model_summary(name: str, **kwargs: Any) -> dict[str, Any]:
