@@ -30,6 +30,7 @@ def test_plan_pairs_every_plain_net_with_its_residual_twin():
 @pytest.mark.parametrize("overrides, message", [
     ({"conv_depths": [10]}, "6n\\+2"), ({"mlp_depths": [7]}, "even"), ({"mlp_activations": ["swish"]}, "unknown activation"),
     ({"conv_depths": [], "mlp_depths": []}, "at least one"), ({"attack_eps": [-0.1]}, "ε must be ≥ 0"),
+    ({"conv_depths": [], "mlp_activations": []}, "at least one activation"),
 ])
 def test_bad_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):

@@ -67,7 +67,8 @@ class DepthStudyConfig:
         bad_mlp = [d for d in self.mlp_depths if d < 2 or d % 2]
         bad_act = [a for a in self.conv_activations + self.mlp_activations if a not in ACTIVATIONS]
         checks = [
-            (self.conv_depths or self.mlp_depths, "give at least one conv or MLP depth"),
+            ((self.conv_depths and self.conv_activations) or (self.mlp_depths and self.mlp_activations),
+             "give at least one conv or MLP depth, with at least one activation for it"),
             (not bad_conv, f"conv depths must be 6n+2 (8, 20, 32, 44, 56, 110, 1202...), got {bad_conv}"),
             (not bad_mlp, f"MLP depths count Linear layers and must be even and ≥ 2, got {bad_mlp}"),
             (not bad_act, f"unknown activation(s) {bad_act}; known: {', '.join(sorted(ACTIVATIONS))}"),
