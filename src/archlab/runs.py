@@ -85,11 +85,11 @@ def _read_rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
 
 
-def merge_metrics(run_dir: Path, stashed: Path, resumed_step: int) -> list[str]:
+def merge_metrics(run_dir: Path, stashed: Path, resumed_step: int) -> None:
     """Rows logged before the resumed checkpoint, then the new rows: one continuous metrics.csv.
 
     Rows the interrupted run logged after its last checkpoint are dropped: the resumed run trained
-    those steps again and logged them anew. Returns the merged header.
+    those steps again and logged them anew.
     """
     old_fields, old_rows = _read_rows(stashed)
     kept = [row for row in old_rows if not row.get("step") or int(float(row["step"])) < resumed_step]
@@ -102,7 +102,6 @@ def merge_metrics(run_dir: Path, stashed: Path, resumed_step: int) -> list[str]:
             writer.writeheader()
             writer.writerows(kept + new_rows)
     stashed.unlink()
-    return fields
 
 
 def default_run_dir(model: str, data: str, root: str | Path = "runs") -> Path:

@@ -18,7 +18,6 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 import lightning as L
-from lightning.pytorch.loggers import CSVLogger
 
 from archlab.config import TrainConfig, resolve_config, save_config
 from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_image_data
@@ -143,18 +142,15 @@ def fit(
 
     stashed = stash_metrics(run_dir) if resume else None
     trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
-    if stashed is not None:
-        columns = merge_metrics(run_dir, stashed, record.first_step)
-        # The CSV logger rewrites the file with the columns *it* has seen when a new one (test_acc) comes:
-        # teach it the columns of the rows logged before the interruption.
-        for logger in trainer.loggers:
-            if isinstance(logger, CSVLogger):
-                logger.experiment.metrics_keys = sorted(set(logger.experiment.metrics_keys) | set(columns))
     trainer.save_checkpoint(last, weights_only=False)
     test_metrics: dict[str, float] = {}
     if config.eval_test:
         results = trainer.test(task, test_loader, verbose=False)[0]
         test_metrics = {"accuracy": results["test_acc"], "loss": results["test_loss"]}
+    if stashed is not None:
+        # After the test pass, once the CSV logger has written its last row: it rewrites the file with only
+        # the columns it has seen itself, so merging earlier would lose the interrupted run's columns.
+        merge_metrics(run_dir, stashed, record.first_step)
     if not trainer.is_global_zero:  # only rank 0 writes the run directory
         return {}
 
