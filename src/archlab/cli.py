@@ -21,6 +21,9 @@ study_app = typer.Typer(no_args_is_help=True, help="Studies: many runs trained u
 app.add_typer(study_app, name="study")
 console = Console()
 errors = Console(stderr=True, soft_wrap=True)  # messages unwrapped: paths stay copyable
+# Task name → function printing the task's own part of a finished run's summary (e.g. forecast vs baselines);
+# each task's CLI module adds its entry.
+SUMMARY_PRINTERS: dict[str, Callable[[dict[str, Any]], None]] = {}
 
 
 def command(target: typer.Typer = app, **kwargs: Any) -> Callable:
@@ -58,6 +61,27 @@ def models_command() -> None:
     for info in list_models():
         s = model_summary(info.name)
         table.add_row(info.name, info.family, info.task, f"{s['params']:,}", f"{s['mflops']:.2f}", escape(info.description))
+    console.print(table)
+
+
+@command(name="tasks")
+def tasks_command() -> None:
+    """List the tasks: what each learns, the data it takes, its settings (--task-arg) and its models.
+
+    Example: archlab tasks
+    """
+    import dataclasses
+
+    from archlab.engine.train import models_for
+    from archlab.tasks import list_tasks
+
+    table = Table(title="archlab tasks")
+    for column in ("task", "data", "what it learns", "settings (-t key=value)", "models"):
+        table.add_column(column)
+    for task in list_tasks():
+        settings = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(task.options)) or "—"
+        table.add_row(task.name, ", ".join(task.data_kinds), escape(task.description), escape(settings),
+                      ", ".join(models_for(task.name)))
     console.print(table)
 
 
@@ -131,7 +155,9 @@ def _parse_pairs(pairs: list[str], what: str) -> dict[str, Any]:
 @command(name="train")
 def train_command(
     model: Optional[str] = typer.Argument(None, help="Registered model name (see `archlab models`)."),
-    data: Optional[str] = typer.Option(None, help="Data set: mnist or fashion-mnist."),
+    data: Optional[str] = typer.Option(None, help="Data set (see `archlab data list`): mnist, fashion-mnist, spam, shakespeare, co2, ..."),
+    task: Optional[str] = typer.Option(None, help="Task (see `archlab tasks`): classify, language, forecast, seq2seq. Default: the model's task for that data."),
+    task_arg: list[str] = typer.Option([], "--task-arg", "-t", help="Task setting, repeatable: horizon=12, window=64, max_length=300 (see `archlab tasks`)."),
     recipe: Optional[str] = typer.Option(None, help="Named recipe (see `archlab recipes`), e.g. mnist-fast."),
     config: Optional[Path] = typer.Option(None, help="YAML file of settings (e.g. a run's config.yaml)."),
     epochs: Optional[float] = typer.Option(None, help="Epochs (fractions allowed, e.g. 1.5)."),
@@ -158,7 +184,8 @@ def train_command(
     seed: Optional[int] = typer.Option(None, help="Random seed."),
     deterministic: Optional[bool] = typer.Option(None, help="Deterministic algorithms (exact re-runs)."),
     max_time: Optional[float] = typer.Option(None, help="Training wall-clock budget in seconds."),
-    cv: Optional[int] = typer.Option(None, help="K-fold cross-validation on the training split."),
+    cv: Optional[str] = typer.Option(None, help="Cross-validation: kfold (shuffled folds of the training split) or rolling (time series: rolling origin). A number N means kfold with N folds."),
+    folds: Optional[int] = typer.Option(None, help="Number of cross-validation folds (default 5 with --cv)."),
     val_size: Optional[int] = typer.Option(None, help="Validation images carved from train."),
     checkpoint_every_steps: Optional[int] = typer.Option(None, help="Write last.ckpt every N steps."),
     checkpoint_every_minutes: Optional[float] = typer.Option(None, help="Write last.ckpt every M minutes."),
@@ -176,6 +203,8 @@ def train_command(
       archlab train cnn --recipe mnist-fast
       archlab train cnn-wide --data fashion-mnist --epochs 10 --augment rotate_deg=10 --precision bf16-mixed
       archlab train mlp -m activation=sigmoid -m hidden=[64,64,64,64,64,64,64,64] --monitor every_n_steps=20
+      archlab train gru --data spam -t max_length=300 --epochs 3
+      archlab train lstm-forecast --data co2 -t horizon=4 --cv rolling --folds 3
       archlab train --resume runs/cnn-mnist/20261123-101500
     """
     import archlab
@@ -193,7 +222,8 @@ def train_command(
         "monitor": _parse_pairs(monitor, "--monitor") or None,
         "grad_clip_algorithm": grad_clip_algorithm, "early_stopping_patience": early_stopping,
         "precision": precision, "channels_last": channels_last, "seed": seed, "deterministic": deterministic,
-        "max_time": max_time, "cv": cv, "val_size": val_size, "checkpoint_every_n_steps": checkpoint_every_steps,
+        "max_time": max_time, **_cv_settings(cv, folds), "val_size": val_size,
+        "task": task, "task_args": _parse_pairs(task_arg, "--task-arg") or None, "checkpoint_every_n_steps": checkpoint_every_steps,
         "checkpoint_every_minutes": checkpoint_every_minutes, "num_threads": threads, "accelerator": accelerator,
         "devices": devices, "data_dir": str(data_dir) if data_dir else None, "progress": progress,
     }
@@ -202,21 +232,40 @@ def train_command(
     console.print(f"run directory: [bold]{run.path}[/]\nreport: [bold]{run.path / 'report.html'}[/]")
 
 
+def _cv_settings(cv: str | None, folds: int | None) -> dict[str, Any]:
+    """``--cv kfold|rolling|N`` and ``--folds K`` → the config's ``cv`` (folds) and ``cv_method``."""
+    if cv is None:
+        if folds is not None:
+            raise ConfigError("--folds needs --cv kfold or --cv rolling.")
+        return {}
+    if cv.isdigit():
+        return {"cv": int(cv), "cv_method": "kfold"}
+    return {"cv": folds if folds is not None else 5, "cv_method": cv}
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
-    table = Table(title=f"{summary.get('model')} on {summary.get('data')}", show_header=False)
+    table = Table(title=f"{summary.get('model')} on {summary.get('data')} ({summary.get('task', 'classify')})",
+                  show_header=False)
     test = summary.get("test_metrics") or {}
     best = summary.get("best_val") or {}
-    rows = [("test accuracy", _fmt(test.get("accuracy"))), ("test loss", _fmt(test.get("loss"))),
-            ("best val accuracy", _fmt(best.get("val_acc"))), ("training seconds", _fmt(summary.get("wall_seconds"), ".1f")),
-            ("images / second", _fmt(summary.get("train_images_per_second"), ",.0f")),
-            ("epochs", _fmt(summary.get("epochs"), ".2f")), ("parameters", _fmt(summary.get("params"), ","))]
+    rows = [(f"test {name}", _fmt(value)) for name, value in test.items()]
+    rows += [(f"best {name.replace('_', ' ')}", _fmt(value)) for name, value in best.items() if name.startswith("val_")]
+    rate = summary.get("train_images_per_second")
+    rows += [("training seconds", _fmt(summary.get("wall_seconds"), ".1f")),
+             ("images / second" if rate else "samples / second",
+              _fmt(rate or summary.get("train_samples_per_second"), ",.0f")),
+             ("epochs", _fmt(summary.get("epochs"), ".2f")), ("parameters", _fmt(summary.get("params"), ","))]
     cv = summary.get("cv")
     if cv:
-        rows.append((f"{cv['k']}-fold val accuracy", f"{cv['val_acc_mean']:.4f} ± {cv['val_acc_std']:.4f}"))
-        rows.append((f"{cv['k']}-fold val loss", f"{cv['val_loss_mean']:.4f} ± {cv['val_loss_std']:.4f}"))
+        for key in sorted(k for k in cv if k.endswith("_mean")):
+            name = key.removesuffix("_mean")
+            rows.append((f"{cv['k']}-fold {cv.get('method', 'kfold')} {name}", f"{cv[key]:.4f} ± {cv[name + '_std']:.4f}"))
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    printer = SUMMARY_PRINTERS.get(summary.get("task", "classify"))
+    if printer is not None:
+        printer(summary)
     _print_diagnostics(summary.get("diagnostics") or {})
 
 

@@ -63,13 +63,18 @@ class MonitorConfig:
     print_diagnoses: bool = True  # print the first finding of each kind (they always go to diagnostics.log)
 
 
+CV_METHODS = ("kfold", "rolling")
+
+
 @dataclass
 class TrainConfig:
-    """Everything that defines a classification training run."""
+    """Everything that defines a training run (any task: classify, language, forecast, seq2seq...)."""
 
     model: str = "cnn"
     model_args: dict[str, Any] = field(default_factory=dict)
     data: str = "mnist"
+    task: str | None = None  # None: the model's default task for this kind of data (see ``archlab tasks``)
+    task_args: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. horizon=12)
     data_dir: str | None = None
     recipe: str | None = None
     val_size: int = 5000
@@ -94,7 +99,8 @@ class TrainConfig:
     channels_last: bool = False
     seed: int = 0
     deterministic: bool = False
-    cv: int = 0
+    cv: int = 0  # folds of cross-validation (0: off)
+    cv_method: str = "kfold"  # kfold (shuffled folds of the training split) or rolling (time series: rolling origin)
     log_every_n_steps: int = 50
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     histogram_every_n_epochs: int = 1
@@ -117,6 +123,7 @@ class TrainConfig:
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.val_size >= 0, f"val_size must be ≥ 0, got {self.val_size}"),
             (self.cv == 0 or self.cv >= 2, f"cv must be 0 (off) or ≥ 2 folds, got {self.cv}"),
+            (self.cv_method in CV_METHODS, f"cv_method must be one of {', '.join(CV_METHODS)}, got {self.cv_method!r}"),
             (self.grad_clip_algorithm in ("norm", "value"), "grad_clip_algorithm must be 'norm' or 'value'"),
             (self.grad_clip is None or self.grad_clip >= 0, f"grad_clip must be ≥ 0 (0: off), got {self.grad_clip}"),
             (min(self.weight_decay, self.l1_penalty, self.l2_penalty) >= 0, "weight decay and penalties must be ≥ 0"),
@@ -155,12 +162,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
+FREE_FORM = ("model_args", "task_args")  # dicts merged key by key, checked by the model / the task
+
+
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "model_args":
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key not in FREE_FORM:
             merged[key] = _merge(merged[key], value)
-        elif key == "model_args" and isinstance(value, dict):
+        elif key in FREE_FORM and isinstance(value, dict):
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = value

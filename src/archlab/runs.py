@@ -51,19 +51,29 @@ def spread_over_classes(index: np.ndarray, labels: np.ndarray, count: int) -> np
     return index[np.concatenate([firsts, rest])[:count]]
 
 
-def write_predictions(run_dir: Path, labels: torch.Tensor, probs: torch.Tensor, images: torch.Tensor) -> None:
-    """Test labels, predictions, probabilities, up to 64 misclassified images and 8 correctly classified ones
-    (of different classes where possible), for the report."""
+def write_predictions(run_dir: Path, labels: torch.Tensor, probs: torch.Tensor,
+                      examples: torch.Tensor | list[str]) -> None:
+    """Test labels, predictions, probabilities, up to 64 misclassified examples and 8 correctly classified ones
+    (of different classes where possible), for the report. ``examples`` are the test images (uint8 tensor) or
+    the test texts (stored cut to 500 characters)."""
     labels_np = labels.cpu().numpy()
     probs_np = probs.float().cpu().numpy()
     preds = probs_np.argmax(1)
     mistakes = np.flatnonzero(preds != labels_np)[:MAX_MISTAKES]
     correct = spread_over_classes(np.flatnonzero(preds == labels_np), labels_np, MAX_CORRECT)
+    if isinstance(examples, torch.Tensor):
+        kind = "images"
+        chosen = {name: examples[torch.from_numpy(index)].numpy() for name, index in
+                  (("mistake", mistakes), ("correct", correct))}
+    else:
+        kind = "texts"
+        chosen = {name: np.array([examples[i][:500] for i in index], dtype=str) for name, index in
+                  (("mistake", mistakes), ("correct", correct))}
     with atomic_path(run_dir / PREDICTIONS) as tmp:
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, labels=labels_np, preds=preds, probs=probs_np.astype(np.float16),
-                                mistake_index=mistakes, mistake_images=images[torch.from_numpy(mistakes)].numpy(),
-                                correct_index=correct, correct_images=images[torch.from_numpy(correct)].numpy())
+                                mistake_index=mistakes, correct_index=correct,
+                                **{f"{name}_{kind}": value for name, value in chosen.items()})
 
 
 METRICS = "metrics.csv"

@@ -81,16 +81,28 @@ def test_bad_settings_fail_before_training(tiny_blobs, tmp_path):
         archlab.train(resume=tmp_path / "missing")
 
 
-@pytest.mark.parametrize("name, kind", [("spam", "text"), ("shakespeare", "text"), ("co2", "series")])
-def test_training_on_a_non_image_data_set_is_a_clear_error(name, kind, tmp_path):
+@pytest.mark.parametrize("model, name, message", [
+    ("cnn", "spam", "'cnn' reads images, not words: --data spam is a text data set"),
+    ("cnn", "shakespeare", "--data shakespeare has no labels to classify"),
+    ("cnn", "co2", "'cnn' \\(classify\\) cannot learn from --data co2, a series data set"),
+])
+def test_a_model_on_data_it_cannot_read_is_a_clear_error(model, name, message, tmp_path):
     from archlab.data import load_image_data
     from archlab.errors import ConfigError, DataError
 
-    with pytest.raises(ConfigError, match=f"--data {name} is a {kind} data set"):
-        archlab.train("cnn", data=name, run_dir=tmp_path / "run")
+    with pytest.raises(ConfigError, match=message):
+        archlab.train(model, data=name, run_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
-    with pytest.raises(DataError, match=f"'{name}' is a {kind} data set"):
+    with pytest.raises(DataError, match=f"'{name}' is a (text|series) data set"):
         load_image_data(name)
+
+
+def test_unknown_task_and_wrong_task_for_the_data_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="Unknown task 'translate'. Known tasks: .*classify"):
+        archlab.train("cnn", task="translate", run_dir=tmp_path / "a")
+    with pytest.raises(ConfigError, match="Task 'classify' has no setting"):
+        archlab.train("lstm", data="spam", task_args={"horizon": 3}, run_dir=tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_training_flushes_subnormals_only_while_it_runs(tiny_blobs, tmp_path):

@@ -33,44 +33,38 @@ def batch_seed(seed: int, epoch: int, rank: int, batch: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
-class BatchLoader:
-    """Iterable of ``(x float32 [B, C, H, W] normalized, y int64 [B])`` batches for one rank.
+class IndexedBatchLoader:
+    """Batches of ``num_items`` items drawn by index for one rank: the order, sharding and resume logic.
 
-    ``len(loader)`` is the number of batches per epoch of this rank. Epoch numbering: ``set_epoch(e)`` picks
-    epoch ``e``; otherwise each new ``iter()`` after a (partly) consumed epoch moves to the next epoch, and
-    the first ``iter()`` after ``load_state_dict`` continues the saved epoch where it stopped.
+    Subclasses say what a batch is by overriding ``_make_batch(index, seed)`` (``index``: int64 positions on
+    ``self.device``; ``seed``: the batch's augmentation seed, 0 without augmentation). ``len(loader)`` is the
+    number of batches per epoch of this rank. Epoch numbering: ``set_epoch(e)`` picks epoch ``e``; otherwise
+    each new ``iter()`` after a (partly) consumed epoch moves to the next epoch, and the first ``iter()`` after
+    ``load_state_dict`` continues the saved epoch where it stopped.
     """
 
     def __init__(
         self,
-        split: TensorSplit,
+        num_items: int,
         batch_size: int,
         *,
-        mean: float,
-        std: float,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
-        augment: Augmenter | None = None,
         device: torch.device | str | None = None,
-        channels_last: bool = False,
         rank: int = 0,
         world_size: int = 1,
+        augmented: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
         if not 0 <= rank < world_size:
             raise ConfigError(f"rank must be in [0, world_size={world_size}), got {rank}.")
-        if std <= 0:
-            raise ConfigError(f"std must be > 0 for normalization, got {std}.")
-        self.device = torch.device(device) if device is not None else split.images.device
-        # Moved once: every batch is then an index into memory already on the device.
-        self.images = split.images.to(self.device)
-        self.labels = split.labels.to(self.device, torch.long)
-        self.mean, self.std = float(mean), float(std)
+        self.num_items = num_items
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.shuffle, self.drop_last, self.seed = shuffle, drop_last, seed
-        self.augment, self.channels_last = augment, channels_last
         self.rank, self.world_size = rank, world_size
+        self.augmented = augmented
         self._batch_size = batch_size
         self._epoch = 0
         self._position = 0  # batches of the current epoch already yielded
@@ -83,7 +77,7 @@ class BatchLoader:
     @property
     def num_samples(self) -> int:
         """Samples this rank sees per epoch (padded shard size; all of them when world_size is 1)."""
-        return math.ceil(len(self.labels) / self.world_size)
+        return math.ceil(self.num_items / self.world_size)
 
     @property
     def epoch(self) -> int:
@@ -123,7 +117,7 @@ class BatchLoader:
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
         """The indices this rank visits in ``epoch``, in order (CPU int64)."""
-        n = len(self.labels)
+        n = self.num_items
         if self.shuffle:
             perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + epoch))
         else:
@@ -152,8 +146,42 @@ class BatchLoader:
         for b in range(start, len(self)):
             index = order[b * self._batch_size : (b + 1) * self._batch_size]
             self._position = b + 1
-            seed = batch_seed(self.seed, epoch, self.rank, b) if self.augment is not None else 0
+            seed = batch_seed(self.seed, epoch, self.rank, b) if self.augmented else 0
             yield self._make_batch(index, seed)
+
+    def _make_batch(self, index: torch.Tensor, seed: int):
+        raise NotImplementedError
+
+
+class BatchLoader(IndexedBatchLoader):
+    """Iterable of ``(x float32 [B, C, H, W] normalized, y int64 [B])`` image batches for one rank."""
+
+    def __init__(
+        self,
+        split: TensorSplit,
+        batch_size: int,
+        *,
+        mean: float,
+        std: float,
+        shuffle: bool = True,
+        drop_last: bool = False,
+        seed: int = 0,
+        augment: Augmenter | None = None,
+        device: torch.device | str | None = None,
+        channels_last: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if std <= 0:
+            raise ConfigError(f"std must be > 0 for normalization, got {std}.")
+        super().__init__(len(split.labels), batch_size, shuffle=shuffle, drop_last=drop_last, seed=seed,
+                         device=device if device is not None else split.images.device, rank=rank,
+                         world_size=world_size, augmented=augment is not None)
+        # Moved once: every batch is then an index into memory already on the device.
+        self.images = split.images.to(self.device)
+        self.labels = split.labels.to(self.device, torch.long)
+        self.mean, self.std = float(mean), float(std)
+        self.augment, self.channels_last = augment, channels_last
 
     def _make_batch(self, index: torch.Tensor, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[index].float().div_(255.0)

@@ -37,12 +37,23 @@ class RandomStateCallback(L.Callback):
             self._pending = None
 
 
-class RunRecord(L.Callback):
-    """Training wall time, images seen, and the validation metrics of every epoch."""
+def batch_samples(batch: Any) -> int:
+    """Samples in a batch: the leading size of its first tensor (batches may nest tuples of tensors)."""
+    while isinstance(batch, (tuple, list)) and batch:
+        batch = batch[0]
+    return int(batch.shape[0]) if isinstance(batch, torch.Tensor) and batch.ndim else 0
 
-    def __init__(self) -> None:
+
+class RunRecord(L.Callback):
+    """Training wall time, samples seen, and the validation metrics of every evaluation.
+
+    ``best_val`` is the evaluation with the best ``monitor`` metric (``(name, "min" | "max")``).
+    """
+
+    def __init__(self, monitor: tuple[str, str] = ("val_acc", "max")) -> None:
+        self.monitor = monitor
         self.train_seconds = 0.0
-        self.images = 0
+        self.samples = 0
         self.val_history: list[dict[str, float]] = []
         self.first_step = 0  # the global step training started from (> 0 after a resume)
         self._started: float | None = None
@@ -56,18 +67,20 @@ class RunRecord(L.Callback):
             self.train_seconds += time.perf_counter() - self._started
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.images += int(batch[1].shape[0])
+        self.samples += batch_samples(batch)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        metrics = trainer.callback_metrics
-        if "val_acc" in metrics:
-            self.val_history.append(
-                {"epoch": trainer.current_epoch, "step": trainer.global_step,
-                 "val_acc": float(metrics["val_acc"]), "val_loss": float(metrics["val_loss"])}
-            )
+        metrics = {name: float(value) for name, value in trainer.callback_metrics.items()
+                   if name.startswith("val_") and value.numel() == 1}
+        if self.monitor[0] in metrics:
+            self.val_history.append({"epoch": trainer.current_epoch, "step": trainer.global_step, **metrics})
 
     @property
     def best_val(self) -> dict[str, float] | None:
-        return max(self.val_history, key=lambda row: row["val_acc"]) if self.val_history else None
+        if not self.val_history:
+            return None
+        metric, mode = self.monitor
+        pick = max if mode == "max" else min
+        return pick(self.val_history, key=lambda row: row[metric])

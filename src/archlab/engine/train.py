@@ -1,7 +1,9 @@
 """``train``: one configuration → one run directory, through the straight path of ARCHITECTURE.md.
 
-data (cache → in-memory splits → batch loaders) → model (registry) → task (ClassifyTask) → Lightning
-Trainer → run directory (config, metrics, checkpoints, safetensors weights, summary, predictions, report).
+data (cache → the task's splits → its batch loaders) → model (registry) → task module (LightningModule) →
+Lightning Trainer → run directory (config, metrics, checkpoints, safetensors weights, summary, outputs,
+report). The task (``archlab.tasks``: classify, language, forecast, seq2seq...) decides the data, the
+batches, the objective and the outputs; this module only drives the path.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
-import math
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,7 +21,8 @@ import torch
 import lightning as L
 
 from archlab.config import TrainConfig, resolve_config, save_config
-from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_image_data
+from archlab.data import AugmentConfig
+from archlab.data.fetch import get_spec
 from archlab.engine.callbacks import RunRecord
 from archlab.engine.trainer import (
     CHECKPOINTS,
@@ -30,7 +32,6 @@ from archlab.engine.trainer import (
     quiet_lightning,
     total_steps_for,
 )
-from archlab.data.fetch import get_spec
 from archlab.errors import ConfigError, RunError
 from archlab.io import atomic_write_json
 from archlab.monitor import GradientFlowMonitor
@@ -43,80 +44,79 @@ from archlab.runs import (
     merge_metrics,
     save_model,
     stash_metrics,
-    write_predictions,
 )
-from archlab.tasks import ClassifyTask
+from archlab.tasks import OptimSettings, TaskDef, get_task, list_tasks
 from archlab.tasks.optim import check_names
 
 
-def model_args_for(config: TrainConfig, data: ImageData) -> dict[str, Any]:
-    """The model's constructor arguments: the data's shape and classes, then the user's ``model_args``."""
+def resolve_task(config: TrainConfig) -> TaskDef:
+    """The run's task: ``config.task``, else the model's first task that takes this kind of data.
+
+    Unknown combinations (a forecasting task on an image data set, an image model on a text data set...)
+    are refused with what would work instead.
+    """
+    kind = get_spec(config.data).kind
+    info = get_model_info(config.model)
+    if config.task is None:
+        fitting = [name for name in info.tasks if kind in get_task(name).data_kinds]
+        if not fitting:
+            tasks = [t for t in list_tasks() if kind in t.data_kinds]
+            suggestions = "; ".join(f"{t.name}: {', '.join(models_for(t.name)) or '—'}" for t in tasks)
+            raise ConfigError(f"Model {config.model!r} ({', '.join(info.tasks)}) cannot learn from --data "
+                              f"{config.data}, a {kind} data set. Models for {kind} data by task: {suggestions}.")
+        task = get_task(fitting[0])
+    else:
+        task = get_task(config.task)
+        if task.name not in info.tasks:
+            raise ConfigError(f"Model {config.model!r} does not do --task {task.name} (it does: "
+                              f"{', '.join(info.tasks)}). Models for {task.name}: {', '.join(models_for(task.name))}.")
+        if kind not in task.data_kinds:
+            raise ConfigError(f"--task {task.name} takes {' or '.join(task.data_kinds)} data; --data {config.data} "
+                              f"is a {kind} data set. Run `archlab tasks` for what each task takes.")
+    task.check(config, kind)
+    return task
+
+
+def models_for(task: str) -> list[str]:
+    from archlab.models import list_models
+
+    return [info.name for info in list_models() if task in info.tasks]
+
+
+def model_args_for(config: TrainConfig, task: TaskDef, data: Any) -> dict[str, Any]:
+    """The model's constructor arguments: what the data decides (e.g. classes, vocabulary), then ``model_args``."""
     info = get_model_info(config.model)
     accepted = inspect.signature(info.builder).parameters
-    _, channels, height, _ = data.train.images.shape
-    from_data = {"num_classes": len(data.classes), "in_channels": channels, "input_size": height}
-    args = {k: v for k, v in from_data.items() if k in accepted}
+    args = {k: v for k, v in task.model_args(config, data).items() if k in accepted}
     args.update(config.model_args)
     return resolve_model_args(config.model, **args)
 
 
-def _drop_last(config: TrainConfig, data: ImageData) -> bool:
-    """Every training step sees a full batch, unless the split is smaller than one batch."""
-    return len(data.train) > config.batch_size
-
-
-def make_loaders(config: TrainConfig, data: ImageData, rank: int, world_size: int):
-    """Train (shuffled, augmented, sharded by rank), validation and test batch loaders."""
-    mean = config.normalize_mean if config.normalize_mean is not None else data.mean
-    std = config.normalize_std if config.normalize_std is not None else data.std
-    augment_config = AugmentConfig.from_dict(config.augment)
-    augment = Augment(augment_config) if augment_config.enabled else None
-    common = {"mean": mean, "std": std, "channels_last": config.channels_last}
-    train = BatchLoader(data.train, config.batch_size, shuffle=True, drop_last=_drop_last(config, data),
-                        seed=config.seed, augment=augment, rank=rank, world_size=world_size, **common)
-    val = BatchLoader(data.val, config.eval_batch_size, shuffle=False, rank=rank, world_size=world_size,
-                      **common) if len(data.val) else None
-    test = BatchLoader(data.test, config.eval_batch_size, shuffle=False, **common)
-    return train, val, test, (mean, std)
-
-
-def steps_per_epoch(config: TrainConfig, data: ImageData) -> int:
-    """Optimizer steps per epoch for each process (the training split is sharded across processes)."""
-    per_process = math.ceil(len(data.train) / config.devices)
-    if _drop_last(config, data):
-        return max(1, per_process // config.batch_size)
-    return math.ceil(per_process / config.batch_size)
-
-
-def build_task(config: TrainConfig, data: ImageData, model: torch.nn.Module, per_epoch: int) -> ClassifyTask:
-    return ClassifyTask(
-        model, num_classes=len(data.classes), optimizer=config.optimizer, schedule=config.schedule,
-        total_steps=total_steps_for(config, per_epoch), steps_per_epoch=per_epoch,
-        weight_decay=config.weight_decay, l1_penalty=config.l1_penalty, l2_penalty=config.l2_penalty,
-        label_smoothing=config.label_smoothing, log_every_n_steps=config.log_every_n_steps,
-    )
-
-
-def run_summary(config: TrainConfig, trainer: L.Trainer, record: RunRecord, model: torch.nn.Module,
-                input_shape: tuple[int, ...], per_epoch: int, test_metrics: dict[str, float],
-                started: datetime) -> dict[str, Any]:
+def run_summary(config: TrainConfig, task: TaskDef, trainer: L.Trainer, record: RunRecord, model: torch.nn.Module,
+                example: Any, per_epoch: int, test_metrics: dict[str, float], started: datetime) -> dict[str, Any]:
     seconds = record.train_seconds
     monitor = next((cb for cb in trainer.callbacks if isinstance(cb, GradientFlowMonitor)), None)
-    return {
-        "model": config.model, "data": config.data, "recipe": config.recipe,
-        "test_metrics": test_metrics, "best_val": record.best_val, "wall_seconds": round(seconds, 3),
-        "train_images_per_second": round(record.images / seconds, 1) if seconds else None,
+    rate = round(record.samples / seconds, 1) if seconds else None
+    summary = {
+        "model": config.model, "data": config.data, "task": task.name, "headline": task.headline,
+        "recipe": config.recipe, "test_metrics": test_metrics, "best_val": record.best_val,
+        "wall_seconds": round(seconds, 3), "train_samples_per_second": rate,
         "epochs": round(trainer.global_step / per_epoch, 3), "steps": trainer.global_step,
-        "params": count_parameters(model), "mflops": round(forward_mflops(model, input_shape), 3),
+        "params": count_parameters(model),
+        "mflops": round(forward_mflops(model, example), 3) if example is not None else None,
         "precision": config.precision, "seed": config.seed, "created": started.isoformat(timespec="seconds"),
         "threads": torch.get_num_threads(),
         "diagnostics": monitor.summary() if monitor else None,
     }
+    if get_spec(config.data).kind == "image" and task.name == "classify":
+        summary["train_images_per_second"] = rate
+    return summary
 
 
 def fit(
     config: TrainConfig,
-    data: ImageData,
+    task: TaskDef,
+    data: Any,
     run_dir: Path,
     *,
     resume: bool = False,
@@ -127,26 +127,28 @@ def fit(
     last = run_dir / CHECKPOINTS / "last.ckpt"
     if resume and not last.is_file():
         raise RunError(f"Cannot resume {run_dir}: {last} does not exist (no checkpoint was written yet).")
-    record = RunRecord()
-    per_epoch = steps_per_epoch(config, data)
+    record = RunRecord(task.monitor)
+    # Steps per epoch of one process (the training split is sharded across config.devices processes).
+    first_train, first_val, _ = task.loaders(config, data, 0, config.devices)
+    per_epoch = max(1, len(first_train))
     trainer = build_trainer(config, run_dir, total_steps=total_steps_for(config, per_epoch), record=record,
-                            validate=len(data.val) > 0, steps_per_epoch=per_epoch, extra_callbacks=callbacks)
-    # Loaders are made once the trainer knows this process's rank, so that each takes its own shard.
-    train_loader, val_loader, test_loader, (mean, std) = make_loaders(
-        config, data, trainer.global_rank, trainer.world_size)
-    model_args = model_args_for(config, data)
+                            validate=first_val is not None, monitor=task.monitor, steps_per_epoch=per_epoch,
+                            extra_callbacks=callbacks)
+    # Loaders are made again once the trainer knows this process's rank, so that each takes its own shard.
+    train_loader, val_loader, test_loader = task.loaders(config, data, trainer.global_rank, trainer.world_size)
+    model_args = model_args_for(config, task, data)
     model = create_model(config.model, **model_args)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    task = build_task(config, data, model, per_epoch)
+    module = task.build(config, data, model, OptimSettings.from_config(config, total_steps_for(config, per_epoch),
+                                                                       per_epoch))
 
     stashed = stash_metrics(run_dir) if resume else None
-    trainer.fit(task, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None, weights_only=True)
     trainer.save_checkpoint(last, weights_only=False)
     test_metrics: dict[str, float] = {}
     if config.eval_test:
-        results = trainer.test(task, test_loader, verbose=False)[0]
-        test_metrics = {"accuracy": results["test_acc"], "loss": results["test_loss"]}
+        test_metrics = task.test_metrics(trainer.test(module, test_loader, verbose=False)[0])
     if stashed is not None:
         # After the test pass, once the CSV logger has written its last row: it rewrites the file with only
         # the columns it has seen itself, so merging earlier would lose the interrupted run's columns.
@@ -154,14 +156,13 @@ def fit(
     if not trainer.is_global_zero:  # only rank 0 writes the run directory
         return {}
 
-    input_shape = tuple(data.train.images.shape[1:])
-    meta = {"model": config.model, "model_args": model_args, "classes": list(data.classes),
-            "normalization": {"mean": mean, "std": std}, "input_shape": list(input_shape), "data": config.data}
+    meta = {"model": config.model, "model_args": model_args, "task": task.name, "data": config.data,
+            **task.meta(config, data)}
     save_model(run_dir, model.float(), meta)
-    if config.eval_test:
-        labels = torch.cat([y for y, _ in task.test_outputs])
-        write_predictions(run_dir, labels, torch.cat([p for _, p in task.test_outputs]), data.test.images)
-    summary = run_summary(config, trainer, record, model, input_shape, per_epoch, test_metrics, started)
+    extra = task.save_outputs(run_dir, config, data, module) if config.eval_test else {}
+    summary = run_summary(config, task, trainer, record, model, task.example_input(data), per_epoch,
+                          test_metrics, started)
+    summary.update(extra)
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 
@@ -174,16 +175,14 @@ def with_model_defaults(config: TrainConfig) -> TrainConfig:
     return config
 
 
-def check_settings(config: TrainConfig) -> None:
+def check_settings(config: TrainConfig) -> TaskDef:
     """Every name and argument a run will look up, checked before anything is fetched or written."""
     resolve_model_args(config.model, **config.model_args)
     check_names(config.optimizer, config.schedule)
     AugmentConfig.from_dict(config.augment)
-    spec = get_spec(config.data)
-    if spec.kind != "image":
-        raise ConfigError(f"--data {config.data} is a {spec.kind} data set; `archlab train` classifies images "
-                          f"(mnist, fashion-mnist). Its {spec.kind} loaders are in archlab.data.")
+    task = resolve_task(config)
     check_devices(config)
+    return task
 
 
 @contextlib.contextmanager
@@ -210,29 +209,29 @@ def _prepare(config: TrainConfig) -> None:
     L.seed_everything(config.seed, workers=False, verbose=False)
 
 
-def cross_validate(config: TrainConfig, data: ImageData, run_dir: Path) -> dict[str, Any]:
-    """K-fold cross-validation on the training split: one sub-run per fold, mean ± std of each metric."""
-    from archlab.data import TensorSplit, kfold_splits
+def cross_validate(config: TrainConfig, task: TaskDef, data: Any, run_dir: Path) -> dict[str, Any]:
+    """One sub-run per fold of ``task.cv_folds`` (``fold-K/``); each metric's per-fold values, mean and std.
 
-    full_train = TensorSplit(torch.cat([data.train.images, data.val.images]),
-                             torch.cat([data.train.labels, data.val.labels]))
+    A fold is scored on its test part when the task says so (rolling origin: the window after the fold's
+    training part), else on its best validation metrics (k-fold: the held-out fold).
+    """
     folds = []
-    fold_config = dataclasses.replace(config, cv=0, eval_test=False)
-    for k, (train, val) in enumerate(kfold_splits(full_train, config.cv, config.seed)):
-        fold_data = ImageData(data.name, train, val, data.test, data.classes, data.mean, data.std)
+    fold_config = dataclasses.replace(config, cv=0, eval_test=task.cv_scores_test)
+    for k, fold_data in enumerate(task.cv_folds(config, data)):
         fold_dir = run_dir / f"fold-{k}"
         fold_dir.mkdir(parents=True, exist_ok=True)
         _prepare(fold_config)
-        summary = fit(fold_config, fold_data, fold_dir)
-        best = summary["best_val"] or {}
-        folds.append({"fold": k, "val_acc": best.get("val_acc"), "val_loss": best.get("val_loss")})
-    cv = {"k": config.cv, "folds": folds}
-    for key in ("val_acc", "val_loss"):
-        values = np.array([f[key] for f in folds], dtype=float)
-        cv[f"{key}_mean"], cv[f"{key}_std"] = float(values.mean()), float(values.std(ddof=1))
-    summary = {"model": config.model, "data": config.data, "recipe": config.recipe, "cv": cv,
-               "created": datetime.now().isoformat(timespec="seconds"), "test_metrics": {},
-               "wall_seconds": None, "epochs": config.epochs}
+        summary = fit(fold_config, task, fold_data, fold_dir)
+        scores = summary["test_metrics"] if task.cv_scores_test else {
+            key: value for key, value in (summary["best_val"] or {}).items() if key.startswith("val_")}
+        folds.append({"fold": k, **scores})
+    cv = {"k": config.cv, "method": config.cv_method, "folds": folds}
+    for key in sorted({key for fold in folds for key in fold if key != "fold"}):
+        values = np.array([fold.get(key, np.nan) for fold in folds], dtype=float)
+        cv[f"{key}_mean"], cv[f"{key}_std"] = float(np.nanmean(values)), float(np.nanstd(values, ddof=1))
+    summary = {"model": config.model, "data": config.data, "task": task.name, "headline": task.headline,
+               "recipe": config.recipe, "cv": cv, "created": datetime.now().isoformat(timespec="seconds"),
+               "test_metrics": {}, "wall_seconds": None, "epochs": config.epochs}
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 
@@ -260,22 +259,23 @@ def train(
         if not (run_path / CONFIG).is_file():
             raise RunError(f"Cannot resume {run_path}: it has no {CONFIG}. Is it a run directory?")
         config = resolve_config(config_file=run_path / CONFIG)
+        task = resolve_task(config)
     else:
         if model is not None:
             overrides["model"] = model
         config = with_model_defaults(resolve_config(recipe, config_file, overrides))
-        check_settings(config)  # fail fast, before any data is fetched or any folder is made
+        task = check_settings(config)  # fail fast, before any data is fetched or any folder is made
         run_path = Path(run_dir) if run_dir else default_run_dir(config.model, config.data)
         run_path.mkdir(parents=True, exist_ok=True)
         save_config(config, run_path / CONFIG)
     _prepare(config)
-    data = load_image_data(config.data, config.data_dir, config.val_size, config.seed)
+    data = task.load(config)
     t0 = time.perf_counter()
     with flushing_denormals():
         if config.cv:
-            cross_validate(config, data, run_path)
+            cross_validate(config, task, data, run_path)
         else:
-            fit(config, data, run_path, resume=resume is not None, callbacks=callbacks)
+            fit(config, task, data, run_path, resume=resume is not None, callbacks=callbacks)
     run = Run.open(run_path)
     if report:
         run.report()

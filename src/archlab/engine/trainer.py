@@ -90,21 +90,26 @@ def build_trainer(
     total_steps: int,
     record: RunRecord,
     validate: bool,
+    monitor: tuple[str, str] = ("val_acc", "max"),
     steps_per_epoch: int | None = None,
     loggers: bool = True,
     extra_callbacks: list[L.Callback] | None = None,
 ) -> L.Trainer:
-    """A Trainer that runs ``total_steps`` optimizer steps (fractional epochs allowed)."""
+    """A Trainer that runs ``total_steps`` optimizer steps (fractional epochs allowed).
+
+    ``monitor`` = (validation metric, "min" | "max") picks ``best.ckpt`` and drives early stopping.
+    """
     # The gradient-flow monitor comes first: on a non-finite step it drops the gradients before any
     # other callback (or the checkpoint of that step) can see them.
     callbacks: list[L.Callback] = [GradientFlowMonitor(config.monitor, log_file=run_dir / LOG_FILE), record,
                                    RandomStateCallback(), periodic_checkpoint(config, run_dir / CHECKPOINTS),
                                    HiddenStateMonitor(run_dir)]
     if validate:
-        callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="best", monitor="val_acc",
-                                         mode="max", save_top_k=1, enable_version_counter=False))
+        metric, mode = monitor
+        callbacks.append(ModelCheckpoint(dirpath=run_dir / CHECKPOINTS, filename="best", monitor=metric,
+                                         mode=mode, save_top_k=1, enable_version_counter=False))
         if config.early_stopping_patience:
-            callbacks.append(EarlyStopping(monitor="val_acc", mode="max", patience=config.early_stopping_patience))
+            callbacks.append(EarlyStopping(monitor=metric, mode=mode, patience=config.early_stopping_patience))
     if loggers:
         callbacks += [LearningRateMonitor(logging_interval="step"), WeightHistogramMonitor(config.histogram_every_n_epochs)]
     callbacks += list(extra_callbacks or [])

@@ -32,6 +32,14 @@ class ModelInfo:
     defaults: dict[str, Any] = field(default_factory=dict)
     tiny: dict[str, Any] = field(default_factory=dict)
     grad_clip: float | None = None  # training default: clip gradients at this norm unless the run says otherwise
+    tasks: tuple[str, ...] = ("classify",)  # every task the model can serve; ``task`` is the default one
+    example: Callable[[int], tuple[torch.Tensor, ...]] | None = None
+
+    def example_inputs(self, batch: int = 1) -> tuple[torch.Tensor, ...]:
+        """Inputs for a forward pass of the ``tiny`` variant: ``example(batch)``, else ``randn(batch, *input_shape)``."""
+        if self.example is not None:
+            return tuple(self.example(batch))
+        return (torch.randn(batch, *self.input_shape),)
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -48,13 +56,17 @@ def register_model(
     tiny: dict[str, Any] | None = None,
     description: str | None = None,
     grad_clip: float | None = None,
+    tasks: tuple[str, ...] | None = None,
+    example: Callable[[int], tuple[torch.Tensor, ...]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register a model class or factory under ``name``.
 
     ``defaults`` are constructor arguments that differ from the builder's own signature for this name
     (e.g. one class registered twice with different depths). ``tiny`` are overrides giving a very small
     variant for fast generated tests. ``grad_clip`` is the gradient-norm clipping a run of this model gets
-    when its configuration does not set one (recurrent models: 1.0).
+    when its configuration does not set one (recurrent models: 1.0). ``tasks`` are all the tasks the model
+    serves (default: just ``task``); ``example(batch)`` gives inputs for the generated forward/backward test
+    when they are not ``randn(batch, *input_shape)`` (token ids, lengths...).
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -72,6 +84,8 @@ def register_model(
             defaults=dict(defaults or {}),
             tiny=dict(tiny or {}),
             grad_clip=grad_clip,
+            tasks=tuple(tasks) if tasks else (task,),
+            example=example,
         )
         return builder
 
@@ -137,8 +151,10 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
+def forward_mflops(model: nn.Module, inputs: tuple[int, ...] | tuple[torch.Tensor, ...]) -> float:
     """Forward-pass MFLOPs per sample (a multiply-add counts 2), measured by PyTorch's FLOP counter.
+
+    ``inputs`` is the shape of one sample (a zero image is used) or the tensors of a batch of one.
 
     Recurrent layers (nn.RNN/LSTM/GRU) are counted from their shapes, ``2 · T · Σ numel(W)`` over their weight
     matrices: some backends run them as one fused kernel (e.g. oneDNN's LSTM) that the counter does not see.
@@ -152,7 +168,7 @@ def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     model.eval()
     try:
         with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(torch.zeros(1, *input_shape))
+            model(*_one_sample(inputs))
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -162,10 +178,19 @@ def forward_mflops(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     return (counter.get_total_flops() - seen_inside + sum(recurrent.values())) / 1e6
 
 
+def _one_sample(inputs: tuple[int, ...] | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    if all(isinstance(size, int) for size in inputs):
+        return (torch.zeros(1, *inputs),)
+    return tuple(inputs)
+
+
 def _count_recurrent(name: str, flops: dict[str, int]):
     def hook(module: nn.RNNBase, inputs: tuple, _output) -> None:
         x = inputs[0]
-        steps_times_batch = x.shape[0] * x.shape[1] if x.ndim == 3 else x.shape[0]
+        if isinstance(x, nn.utils.rnn.PackedSequence):
+            steps_times_batch = x.data.shape[0]
+        else:
+            steps_times_batch = x.shape[0] * x.shape[1] if x.ndim == 3 else x.shape[0]
         weights = sum(p.numel() for n, p in module.named_parameters() if n.startswith("weight"))
         flops[name] = flops.get(name, 0) + 2 * steps_times_batch * weights
 
@@ -183,6 +208,7 @@ def model_summary(name: str, **kwargs: Any) -> dict[str, Any]:
         "input_shape": list(info.input_shape),
         "task": info.task,
         "params": count_parameters(model),
-        "mflops": forward_mflops(model, info.input_shape),
+        "tasks": list(info.tasks),
+        "mflops": forward_mflops(model, info.example_inputs(1)),
         "description": info.description,
     }

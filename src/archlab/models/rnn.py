@@ -1,4 +1,4 @@
-"""Recurrent classifiers: vanilla RNN, LSTM and GRU reading an image as a sequence (many-to-one).
+"""Recurrent classifiers: vanilla RNN, LSTM and GRU reading an image or a text as a sequence (many-to-one).
 
 The recurrence carries a memory ``h_t`` along the sequence:
 
@@ -19,6 +19,11 @@ How an image becomes a sequence (``view``):
     pixels    784 steps of 1 pixel (sequential MNIST, Le et al. 2015)
     permuted  784 steps of 1 pixel in one fixed random order (permuted MNIST); the permutation is a
               buffer, so it is saved with the weights and a loaded run uses the same order
+
+Texts (``vocab_size > 0``): token ids ``[B, T]`` pass through an embedding (id 0 = ``<pad>``, a zero vector),
+and with ``lengths [B]`` every layer reads a *packed* sequence (``pack_padded_sequence``): the recurrence
+stops at each text's last real token, so padding changes neither the states nor the output. The readout
+then takes each text's last real step, and attention pooling gives padded steps zero weight.
 
 Layers are stacked one module per layer so that dropout can sit between them: ``dropout`` draws a fresh
 mask at every time step (as ``nn.LSTM(dropout=...)``), ``variational_dropout`` one mask per sequence,
@@ -66,16 +71,19 @@ class AttentionPool(nn.Module):
         self.project = nn.Linear(features, hidden or features)
         self.score = nn.Linear(hidden or features, 1, bias=False)
 
-    def weights(self, outputs: torch.Tensor) -> torch.Tensor:
-        """α, ``[B, T]``: how much each time step contributes."""
-        return self.score(torch.tanh(self.project(outputs))).squeeze(-1).softmax(dim=1)
+    def weights(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """α, ``[B, T]``: how much each time step contributes (0 where ``mask`` is False: padding)."""
+        scores = self.score(torch.tanh(self.project(outputs))).squeeze(-1)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        return scores.softmax(dim=1)
 
-    def forward(self, outputs: torch.Tensor) -> torch.Tensor:
-        return torch.einsum("bt,btf->bf", self.weights(outputs), outputs)
+    def forward(self, outputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.einsum("bt,btf->bf", self.weights(outputs, mask), outputs)
 
 
 class RecurrentClassifier(nn.Module):
-    """Sequence of image rows or pixels → stacked (bi)directional RNN/LSTM/GRU → readout → linear."""
+    """Image rows/pixels or embedded tokens → stacked (bi)directional RNN/LSTM/GRU → readout → linear."""
 
     def __init__(
         self,
@@ -94,6 +102,8 @@ class RecurrentClassifier(nn.Module):
         view: str = "rows",
         permutation_seed: int = 0,
         bptt: int = 0,
+        vocab_size: int = 0,
+        embedding_dim: int = 64,
     ) -> None:
         super().__init__()
         self._check(cell, hidden, layers, dropout, variational_dropout, nonlinearity, initial_state, readout, view)
@@ -105,7 +115,11 @@ class RecurrentClassifier(nn.Module):
         self.directions = 2 if bidirectional else 1
         steps = input_size * input_size
         features = in_channels * input_size if view == "rows" else in_channels
-        if view == "permuted":
+        # Token ids (texts) go through an embedding; <pad> (id 0) embeds to zeros and gets no gradient.
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0) if vocab_size else None
+        if vocab_size:
+            features = embedding_dim
+        if view == "permuted" and not vocab_size:
             generator = torch.Generator().manual_seed(permutation_seed)
             self.register_buffer("permutation", torch.randperm(steps, generator=generator))
         else:
@@ -178,16 +192,38 @@ class RecurrentClassifier(nn.Module):
 
     def as_sequence(self, x: torch.Tensor) -> torch.Tensor:
         """The input as the model reads it, ``[B, T, F]`` (a sequence passed in is used as it is)."""
+        if self.embedding is not None and not torch.is_floating_point(x):
+            return self.embedding(x)
         return image_to_sequence(x, self.view, self.permutation)
 
-    def sequence_outputs(self, x: torch.Tensor) -> torch.Tensor:
+    def _packed_outputs(self, sequence: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Every layer over packed sequences; outputs re-padded with zeros, ``[B, T, hidden · directions]``."""
+        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+        masks = self._variational_masks(sequence)
+        lengths = lengths.to("cpu", torch.long).clamp_min(1)
+        h = sequence
+        for index, layer in enumerate(self.layers):
+            packed = pack_padded_sequence(self._drop(h, index, masks), lengths, batch_first=True, enforce_sorted=False)
+            out, _ = layer(packed, self._state(index, sequence.shape[0]))
+            h, _ = pad_packed_sequence(out, batch_first=True, total_length=sequence.shape[1])
+        return h
+
+    def sequence_outputs(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The last layer's outputs at every time step, ``[B, T, hidden · directions]``.
+
+        With ``lengths`` (texts) the sequences are packed: the outputs at padded steps are zeros.
 
         With ``bptt = K`` the sequence is read in chunks of K steps; the state is carried from chunk to chunk
         but detached, so gradients reach back at most K steps (truncated BPTT, Williams & Peng 1990). The
         outputs are the same as without truncation; only the gradient changes.
         """
         sequence = self.as_sequence(x)
+        if lengths is not None:
+            if self.bptt:
+                raise ValueError("bptt (truncated BPTT) is for long fixed-length sequences; it cannot be "
+                                 "combined with packed variable-length inputs (lengths). Set bptt=0.")
+            return self._packed_outputs(sequence, lengths)
         masks = self._variational_masks(sequence)
         states = [self._state(index, sequence.shape[0]) for index in range(len(self.layers))]
         chunk = self.bptt or sequence.shape[1]
@@ -203,15 +239,23 @@ class RecurrentClassifier(nn.Module):
             return outputs[0]
         return torch.cat([o.detach() for o in outputs[:-1]] + outputs[-1:], dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = self.sequence_outputs(x)
-        if self.attention is not None:
-            pooled = self.attention(outputs)
-        elif self.directions == 2:
-            hidden = outputs.shape[-1] // 2
-            pooled = torch.cat([outputs[:, -1, :hidden], outputs[:, 0, hidden:]], dim=1)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        outputs = self.sequence_outputs(x, lengths)
+        steps = outputs.shape[1]
+        if lengths is None:
+            last = torch.full((outputs.shape[0],), steps - 1, device=outputs.device, dtype=torch.long)
         else:
-            pooled = outputs[:, -1]
+            last = lengths.to(outputs.device, torch.long).clamp(1, steps) - 1
+        if self.attention is not None:
+            mask = None if lengths is None else torch.arange(steps, device=outputs.device) <= last[:, None]
+            pooled = self.attention(outputs, mask)
+        else:
+            # The forward direction has read the whole sequence at its last real step; the backward one at step 0.
+            hidden = outputs.shape[-1] // self.directions
+            rows = torch.arange(outputs.shape[0], device=outputs.device)
+            pooled = outputs[rows, last, :hidden]
+            if self.directions == 2:
+                pooled = torch.cat([pooled, outputs[:, 0, hidden:]], dim=1)
         return self.classifier(pooled)
 
 
@@ -221,6 +265,8 @@ register_model("rnn", family="rnn", defaults={"cell": "rnn"}, tiny=_TINY, grad_c
                description="vanilla RNN (tanh; nonlinearity=relu gives the IRNN), image rows as time steps")(
     RecurrentClassifier)
 register_model("lstm", family="rnn", defaults={"cell": "lstm"}, tiny=_TINY, grad_clip=1.0,
-               description="LSTM over image rows (view=pixels|permuted for sequential MNIST)")(RecurrentClassifier)
+               description="LSTM over image rows (view=pixels|permuted for sequential MNIST) or words of a text")(
+    RecurrentClassifier)
 register_model("gru", family="rnn", defaults={"cell": "gru"}, tiny=_TINY, grad_clip=1.0,
-               description="GRU over image rows (view=pixels|permuted for sequential MNIST)")(RecurrentClassifier)
+               description="GRU over image rows (view=pixels|permuted for sequential MNIST) or words of a text")(
+    RecurrentClassifier)

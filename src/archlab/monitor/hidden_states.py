@@ -59,6 +59,8 @@ class HiddenStateMonitor(L.Callback):
         if needed <= 0 or not hasattr(model, "sequence_outputs"):
             return
         x, y = batch
+        if not isinstance(x, torch.Tensor):  # (ids, lengths) texts: steps past each length are padding
+            return
         with torch.no_grad():
             self._states.append(model.sequence_outputs(x[:needed]).float().cpu())
             if hasattr(model, "as_sequence"):

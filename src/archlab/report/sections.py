@@ -91,7 +91,8 @@ def key_numbers(run: RunFiles) -> str:
         ["best epoch", fmt_text(best.get("epoch"))],
         ["epochs", fmt_text(summary.get("epochs"))],
         ["wall time", fmt_number(summary.get("wall_seconds"), 1, " s")],
-        ["training throughput", fmt_count(summary.get("train_images_per_second"), " images/s")],
+        ["training throughput", fmt_count(summary.get("train_images_per_second"), " images/s")
+         if summary.get("train_images_per_second") else fmt_count(summary.get("train_samples_per_second"), " samples/s")],
         ["parameters", fmt_count(summary.get("params"))],
         ["MFLOPs", fmt_number(summary.get("mflops"), 2)],
         ["precision", fmt_text(summary.get("precision"))],
@@ -178,7 +179,9 @@ def diagnoses_table(diagnostics: dict) -> str:
 
 
 def classification(run: RunFiles, embed: Embed) -> str:
-    """Confusion matrix, per-class accuracy and misclassified images, from ``test_predictions.npz``."""
+    """Confusion matrix, per-class scores and misclassified examples, from ``test_predictions.npz``."""
+    if run.summary.get("task", "classify") != "classify":
+        return ""
     titles = {"confusion": "Confusion matrix", "per-class": "Accuracy per class", "mistakes": "Misclassified"}
     if run.predictions is None:
         return "\n".join(section(anchor, title, note(run.predictions_note or "")) for anchor, title in titles.items())
@@ -188,15 +191,41 @@ def classification(run: RunFiles, embed: Embed) -> str:
         section("confusion", titles["confusion"], embed(
             "confusion_matrix", figures.confusion_matrix_figure(labels, preds, classes), "confusion matrix")),
         section("per-class", titles["per-class"], embed(
-            "per_class_accuracy", figures.per_class_accuracy_figure(labels, preds, classes), "accuracy per class")),
+            "per_class_accuracy", figures.per_class_accuracy_figure(labels, preds, classes), "accuracy per class")
+            + per_class_table(run.summary.get("per_class"))),
         section("mistakes", titles["mistakes"], mistakes_body(run, classes, embed)),
     ]
     return "\n".join(parts)
 
 
+def per_class_table(scores: object) -> str:
+    """Precision, recall, F1 and support of each class (``summary.json``'s ``per_class``), or nothing."""
+    if not isinstance(scores, dict) or not scores:
+        return ""
+    rows = [[fmt_text(name), fmt_percent(s.get("precision")), fmt_percent(s.get("recall")),
+             fmt_percent(s.get("f1")), fmt_count(s.get("support"))] for name, s in scores.items() if isinstance(s, dict)]
+    return table(["class", "precision", "recall", "F1", "test examples"], rows)
+
+
+def mistaken_texts(arrays: dict, classes: list[str]) -> str:
+    """Misclassified test texts (the first 500 characters of each) with true and predicted class."""
+    index = arrays["mistake_index"].astype(np.int64)
+    if index.size == 0:
+        return note("No misclassified test texts.")
+    texts = arrays["mistake_texts"]
+    rows = [[fmt_text(classes[int(arrays["labels"][i])]), fmt_text(classes[int(arrays["preds"][i])]),
+             f'<span style="white-space: pre-wrap; text-align: left">{escape(str(text)[:300])}</span>']
+            for i, text in zip(index[:20], texts[:20])]
+    caption = (f'<p class="caption">{min(len(texts), 20)} of {int(np.sum(arrays["labels"] != arrays["preds"]))} '
+               "misclassified test texts (first 300 characters).</p>")
+    return table(["true", "predicted", "text"], rows) + caption
+
+
 def mistakes_body(run: RunFiles, classes: list[str], embed: Embed) -> str:
-    """The grid of misclassified test images, or a note saying why there is none."""
+    """The grid of misclassified test images (or a table of texts), or a note saying why there is none."""
     arrays = run.predictions or {}
+    if "mistake_index" in arrays and "mistake_texts" in arrays:
+        return mistaken_texts(arrays, classes)
     if "mistake_index" not in arrays or "mistake_images" not in arrays:
         return note(f"test_predictions.npz has no mistake_images: re-run `archlab eval {run.run_dir}` "
                     "to recreate predictions.")

@@ -1,7 +1,10 @@
-"""Tasks: one LightningModule per objective. They own losses, optimizers and metrics, never layers."""
+"""Tasks: one LightningModule per objective (loss, optimizer, metrics; never layers), and its wiring into a run.
 
+Importing this package imports every task module, which registers its ``TaskDef`` (see ``tasks/base.py``).
+"""
+
+from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, get_task, list_tasks, register_task
+from archlab.tasks import classify_def  # noqa: F401  (registers the classify task)
 from archlab.tasks.classify import ClassifyTask
 
-TASKS = {"classify": ClassifyTask}
-
-__all__ = ["ClassifyTask", "TASKS"]
+__all__ = ["ClassifyTask", "OptimSettings", "TaskDef", "TaskModule", "get_task", "list_tasks", "register_task"]
