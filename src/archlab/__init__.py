@@ -17,6 +17,8 @@ from archlab.analysis.attack_run import attack  # noqa: E402
 from archlab.analysis.explain_run import explain  # noqa: E402
 from archlab.data import fetch, list_datasets, load_image_data  # noqa: E402
 from archlab.engine import train  # noqa: E402
+from archlab.generation import generate  # noqa: E402
+from archlab.forecasting import forecast  # noqa: E402
 from archlab.inference import evaluate, predict  # noqa: E402
 from archlab.models import create_model, list_models, model_summary  # noqa: E402
 from archlab.report import build_report  # noqa: E402
@@ -33,6 +35,8 @@ __all__ = [
     "evaluate",
     "explain",
     "fetch",
+    "forecast",
+    "generate",
     "list_datasets",
     "list_models",
     "load_image_data",

@@ -42,20 +42,20 @@ def test_overfits_a_small_batch(name):
     (Models of the other tasks have their learning tests next to their task's tests.)"""
     torch.manual_seed(0)
     model = tiny(name)
-    x = torch.randn(32, *get_model_info(name).input_shape)
+    x = get_model_info(name).example_inputs(32)
     y = torch.arange(32) % 10
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.eval()  # dropout off, batch norm on running stats: the same function at every step
     with torch.no_grad():
-        start = F.cross_entropy(model(x), y).item()
+        start = F.cross_entropy(model(*x), y).item()
     model.train()
     for _ in range(80):
         optimizer.zero_grad()
-        F.cross_entropy(model(x), y).backward()
+        F.cross_entropy(model(*x), y).backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
-        end = F.cross_entropy(model(x), y).item()
+        end = F.cross_entropy(model(*x), y).item()
     assert end < 0.25 * start, f"{name}: loss {start:.3f} → {end:.3f}"
 
 

@@ -94,7 +94,8 @@ def register_model(
 
 def _ensure_loaded() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from archlab.models import cnn, mlp, resnet, rnn, seed  # noqa: F401
+    from archlab.models import bow, cnn, mlp, resnet, rnn, rnn_lm, seed  # noqa: F401
+    from archlab.models import forecast  # noqa: F401
 
 
 def list_models() -> list[ModelInfo]:

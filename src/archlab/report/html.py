@@ -16,6 +16,8 @@ from matplotlib.figure import Figure
 from archlab.io import atomic_write_bytes
 from archlab.report import analysis_sections, sections
 from archlab.report.hidden_states import hidden_states
+from archlab.report.forecast import forecast_section
+from archlab.report.language import language_section
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
 
@@ -53,6 +55,8 @@ def build_report(run_dir: str | Path) -> Path:
         sections.curves(run, embed),
         sections.learning_rate(run, embed),
         sections.classification(run, embed),
+        language_section(run, embed),
+        forecast_section(run, embed),
         sections.grad_norms(run, embed),
         analysis_sections.inside_network(run, embed),
         hidden_states(run, embed),
