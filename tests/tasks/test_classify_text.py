@@ -126,3 +126,22 @@ def test_the_vocabulary_comes_from_training_text_only():
     shares = [float(split.labels.float().mean()) for split in (data.train, data.val, data.test)]
     assert max(shares) - min(shares) < 0.01
     assert len(data.train) + len(data.val) + len(data.test) == 6046
+
+
+def test_text_run_maps_hidden_states_and_padding_does_not_move_a_masked_model(tmp_path):
+    import numpy as np
+
+    run = archlab.train("gru", data="spam", max_steps=5, batch_size=32, eval_batch_size=256,
+                        model_args={"hidden": 16, "embedding_dim": 16}, task_args={"max_length": 40},
+                        run_dir=tmp_path / "run", progress=False, log_every_n_steps=1)
+    with np.load(run.path / "hidden_states.npz") as arrays:
+        kinds = list(arrays["padding_kinds"])
+        distance = dict(zip(kinds, arrays["padding_distance"]))
+        assert distance["<pad>"] == 0.0  # packed: appended padding is never read
+        assert distance["random words"] > 0.0  # the control: real words do move the output
+        lengths, projections = arrays["lengths"], arrays["projections"]
+        assert np.isnan(projections[lengths < projections.shape[1], -1]).all()  # past a text's end: no state
+        assert arrays["tsne"].shape == (len(lengths), 2)
+        assert set(arrays["labels"]) == {0, 1}  # both classes among the mapped texts
+    html = (run.path / "report.html").read_text()
+    assert "t-SNE of their final states" in html and "each text its own length" in html

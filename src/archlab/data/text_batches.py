@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from archlab.data.batches import IndexedBatchLoader
@@ -64,7 +65,10 @@ def load_text_data(name: str, data_dir: str | Path | None = None, *, val_fractio
     if name not in TEXT_LOADERS:
         raise ConfigError(f"{name!r} is not a labelled text data set; these are: {', '.join(TEXT_LOADERS)}.")
     texts, labels = TEXT_LOADERS[name](data_dir)
-    parts = stratified_split(labels, val_fraction, test_fraction, seed)
+    # The corpus lists all ham before all spam: each part is shuffled (seeded) so any prefix of it, such as the
+    # sequences the hidden-state monitor draws, holds both classes.
+    rng = np.random.default_rng(seed)
+    parts = [rng.permutation(part) for part in stratified_split(labels, val_fraction, test_fraction, seed)]
     labels_t = torch.as_tensor(labels, dtype=torch.long)
     train_texts = [texts[i] for i in parts[0]]
     tokenizer = WordTokenizer.fit(train_texts, max_size=vocab_size, min_count=min_count)

@@ -42,8 +42,8 @@ def inside_network(run: RunFiles, embed: Embed) -> str:
     """Filters, activation maps and Grad-CAM of the run's model on correct and misclassified test images."""
     if not run.meta:
         return section(*INSIDE, note(f"No meta.json in {run.run_dir}: the model cannot be rebuilt."))
-    if "classes" not in run.meta:
-        return ""  # not a classification run
+    if "classes" not in run.meta or run.meta.get("input_kind", "image") != "image":
+        return ""  # filters and Grad-CAM are drawn for image classifiers
     from archlab.analysis.explain import first_layer_filters
     from archlab.runs import load_model
 

@@ -1,14 +1,18 @@
 """The "Hidden states" section of a recurrent run's report, from ``hidden_states.npz``.
 
 Left: where each test sequence ends in the plane of the first two principal components of the hidden
-states, coloured by class. Right: each class's mean trajectory over time in that plane (a dot per step,
-a cross at the last), showing when in the sequence the classes pull apart.
+states, coloured by class. Middle: each class's mean trajectory over time in that plane (a dot per step,
+a cross at the last), showing when in the sequence the classes pull apart. Right (when the run has one): a
+t-SNE map of the final states. Texts end at their own lengths; a class's mean at a step is taken over the
+texts still running there.
 """
 
 from __future__ import annotations
 
 from html import escape
 from pathlib import Path
+
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -20,23 +24,38 @@ from archlab.report.sections import Embed, note, section, table
 
 
 def hidden_state_figure(projections: np.ndarray, labels: np.ndarray, explained: np.ndarray,
-                        classes: list[str]) -> Figure:
-    figure = new_figure(11, 4.6)
-    final_axes, path_axes = figure.subplots(1, 2)
+                        classes: list[str], lengths: np.ndarray | None = None,
+                        tsne: np.ndarray | None = None) -> Figure:
+    panels = 3 if tsne is not None else 2
+    figure = new_figure(5.5 * panels, 4.6)
+    axes_list = figure.subplots(1, panels)
+    final_axes, path_axes = axes_list[0], axes_list[1]
+    if lengths is None:
+        lengths = np.full(len(labels), projections.shape[1])
+    final = projections[np.arange(len(labels)), lengths.astype(np.int64) - 1]
     colours = [f"C{index % 10}" for index in range(max(len(classes), int(labels.max(initial=0)) + 1))]
     for label in np.unique(labels):
-        members = projections[labels == label]
+        chosen = labels == label
         name = classes[label] if label < len(classes) else str(label)
-        final_axes.scatter(members[:, -1, 0], members[:, -1, 1], s=9, alpha=0.6, color=colours[label], label=name)
-        mean = members.mean(axis=0)
+        final_axes.scatter(final[chosen, 0], final[chosen, 1], s=9, alpha=0.6, color=colours[label], label=name)
+        with warnings.catch_warnings():  # steps no text of the class reaches are all NaN: left out of the path
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(projections[chosen], axis=0)
+        mean = mean[~np.isnan(mean).any(axis=1)]
         path_axes.plot(mean[:, 0], mean[:, 1], "-o", markersize=2, color=colours[label], label=name)
         path_axes.plot(mean[-1, 0], mean[-1, 1], "x", markersize=8, color=colours[label])
+        if tsne is not None:
+            axes_list[2].scatter(tsne[chosen, 0], tsne[chosen, 1], s=9, alpha=0.6, color=colours[label], label=name)
     for axes, title in ((final_axes, "last time step, one point per test sequence"),
                         (path_axes, "mean trajectory per class (x: last step)")):
         axes.set_xlabel(f"PC1 ({100 * explained[0]:.0f}% of variance)")
         axes.set_ylabel(f"PC2 ({100 * explained[1]:.0f}%)")
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3)
+    if tsne is not None:
+        axes_list[2].set_title("t-SNE of the final states", fontsize=10)
+        axes_list[2].set_xticks([])
+        axes_list[2].set_yticks([])
     path_axes.legend(fontsize=7, ncol=2)
     return figure
 
@@ -49,13 +68,17 @@ def hidden_states(run: RunFiles, embed: Embed) -> str:
     try:
         with np.load(path) as arrays:
             projections, labels, explained = arrays["projections"], arrays["labels"], arrays["explained"]
+            lengths = arrays["lengths"] if "lengths" in arrays else None
+            tsne = arrays["tsne"] if "tsne" in arrays else None
             padding = padding_table(arrays)
     except (OSError, KeyError, ValueError) as error:
         return section("hidden-states", "Hidden states", note(f"{path.name} could not be read ({error})."))
     classes = [str(name) for name in run.meta.get("classes") or []]
-    figure = hidden_state_figure(projections, labels.astype(np.int64), explained, classes)
-    caption = (f'<p class="caption">Hidden states of {len(labels)} test sequences over {projections.shape[1]} time '
-               "steps, projected on their first two principal components.</p>")
+    figure = hidden_state_figure(projections, labels.astype(np.int64), explained, classes, lengths, tsne)
+    steps = (f"{projections.shape[1]} time steps" if lengths is None or (lengths == projections.shape[1]).all()
+             else f"up to {projections.shape[1]} time steps (each text its own length)")
+    caption = (f'<p class="caption">Hidden states of {len(labels)} test sequences over {steps}, projected on their '
+               f"first two principal components{'; right: t-SNE of their final states' if tsne is not None else ''}.</p>")
     body = embed("hidden_states", figure, "hidden states PCA") + caption + padding
     return section("hidden-states", "Hidden states", body)
 
