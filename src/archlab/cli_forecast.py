@@ -44,7 +44,7 @@ def print_forecast_summary(summary: dict[str, Any]) -> None:
     forecast = summary.get("forecast")
     if not isinstance(forecast, dict) or not forecast.get("rows"):
         return
-    title = (f"{forecast.get('series')}: test forecasts, {forecast.get('windows')} origins "
+    title = (f"{forecast.get('series')}: {forecast.get('part', 'test')} forecasts, {forecast.get('windows')} origins "
              f"(MAPE in %, MASE < 1 beats the in-sample naive)")
     cli.console.print(comparison_table(forecast["rows"], title))
 

@@ -215,13 +215,14 @@ def cross_validate(config: TrainConfig, task: TaskDef, data: Any, run_dir: Path)
     A fold is scored on its test part when the task says so (rolling origin: the window after the fold's
     training part), else on its best validation metrics (k-fold: the held-out fold).
     """
-    folds = []
+    folds, fold_summaries = [], []
     fold_config = dataclasses.replace(config, cv=0, eval_test=task.cv_scores_test)
     for k, fold_data in enumerate(task.cv_folds(config, data)):
         fold_dir = run_dir / f"fold-{k}"
         fold_dir.mkdir(parents=True, exist_ok=True)
         _prepare(fold_config)
         summary = fit(fold_config, task, fold_data, fold_dir)
+        fold_summaries.append(summary)
         scores = summary["test_metrics"] if task.cv_scores_test else {
             key: value for key, value in (summary["best_val"] or {}).items() if key.startswith("val_")}
         folds.append({"fold": k, **scores})
@@ -231,7 +232,8 @@ def cross_validate(config: TrainConfig, task: TaskDef, data: Any, run_dir: Path)
         cv[f"{key}_mean"], cv[f"{key}_std"] = float(np.nanmean(values)), float(np.nanstd(values, ddof=1))
     summary = {"model": config.model, "data": config.data, "task": task.name, "headline": task.headline,
                "recipe": config.recipe, "cv": cv, "created": datetime.now().isoformat(timespec="seconds"),
-               "test_metrics": {}, "wall_seconds": None, "epochs": config.epochs}
+               "test_metrics": {}, "wall_seconds": round(sum(f["wall_seconds"] for f in fold_summaries), 3),
+               **task.cv_summary(fold_summaries)}
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 

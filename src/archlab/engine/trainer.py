@@ -56,6 +56,8 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
     # val_size=0 is a choice (e.g. the depth study), not a mistake.
     warnings.filterwarnings("ignore", message=r"You defined a `validation_step` but have no `val_dataloader`")
+    # Short epochs (a time series' windows, a fold) are normal; archlab's steps log by global step anyway.
+    warnings.filterwarnings("ignore", message=r"The number of training batches .* is smaller than the logging interval")
     rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
         rank_zero.addFilter(_DropAdverts())

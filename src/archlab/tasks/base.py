@@ -163,6 +163,10 @@ class TaskDef:
         """The data of each cross-validation fold (``config.cv`` folds by ``config.cv_method``)."""
         raise ConfigError(f"Task {self.name!r} has no cross-validation.")
 
+    def cv_summary(self, fold_summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """Extra summary fields of a cross-validated run, from its folds' summaries (e.g. baselines averaged)."""
+        return {}
+
     # --- training ---------------------------------------------------------------------------------------
     def build(self, config: TrainConfig, data: Any, model: nn.Module, optim: OptimSettings) -> TaskModule:
         raise NotImplementedError

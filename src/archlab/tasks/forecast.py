@@ -228,6 +228,25 @@ class ForecastDef(TaskDef):
         return ForecastTask(model, optim, offset=offset, scale=scale, warmup=data.warmup,
                             stateful=data.options.stateful)
 
+    def cv_summary(self, fold_summaries: list[dict[str, Any]]) -> dict[str, Any]:
+        """The network and every baseline averaged over the folds (same origins in each fold for all of them)."""
+        tables = [s["forecast"] for s in fold_summaries if isinstance(s.get("forecast"), dict)]
+        if not tables:
+            return {}
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for table in tables:
+            for row in table["rows"]:
+                # Each fold picks its own AR order by AIC: one "AR" row, not one per order.
+                model = "AR (order by AIC)" if row["model"].startswith("AR(") else row["model"]
+                groups.setdefault((model, row["horizon"]), []).append(row)
+        rows = [{"model": model, "horizon": horizon, "windows": sum(r["windows"] for r in members),
+                 **{key: float(np.mean([r[key] for r in members])) for key in ("MAE", "RMSE", "MAPE", "sMAPE", "MASE")}}
+                for (model, horizon), members in groups.items()]
+        first = tables[0]
+        return {"forecast": {"series": first["series"], "target": first["target"], "horizon": first["horizon"],
+                             "part": f"mean of {len(tables)} rolling-origin folds",
+                             "windows": sum(t["windows"] for t in tables), "rows": rows}}
+
     def cv_folds(self, config: TrainConfig, data: ForecastData) -> list[ForecastData]:
         """Rolling origin over train + validation: fold k trains on ``[0, t_k - m)``, validates on
         ``[t_k - m, t_k)`` and tests on ``[t_k, t_k + m)`` (``m`` = fold_size); the scaler is refitted per fold."""
