@@ -36,12 +36,29 @@ def _batched_logits(loaded: LoadedModel, images_uint8: torch.Tensor, batch_size:
     return torch.cat(outputs)
 
 
+# What to use instead of `eval` / `predict` for runs of the other tasks.
+OTHER_TASKS = {"language": "archlab generate RUN_DIR --prompt TEXT", "forecast": "archlab forecast RUN_DIR --horizon H",
+               "seq2seq": "its report (exact match by length, attention maps)"}
+
+
+def image_classifier(run_dir: str | Path) -> LoadedModel:
+    """The run's model, refused with a pointer to the right command unless it classifies images."""
+    loaded = load_model(run_dir)
+    task, kind = loaded.meta.get("task", "classify"), loaded.meta.get("input_kind")
+    if task != "classify" or kind not in (None, "image"):
+        instead = OTHER_TASKS.get(task, "the run's report")
+        what = f"a {task} run" + (f" on {kind} data" if kind else "")
+        raise ArchlabError(f"{run_dir} is {what}; `eval` and `predict` take image classifiers. "
+                           f"Use {instead}; its test metrics are in summary.json.")
+    return loaded
+
+
 def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Recompute test accuracy and loss from the saved weights; refresh predictions and summary.json."""
     from archlab.data import load_raw
 
     run_dir = Path(run_dir)
-    loaded = load_model(run_dir)
+    loaded = image_classifier(run_dir)
     _, test, _ = load_raw(loaded.meta["data"], data_dir)
     logits = _batched_logits(loaded, test.images)
     metrics = {
@@ -101,7 +118,7 @@ def _npy_to_array(path: Path, size: tuple[int, int], notes: list[str]) -> np.nda
 
 def predict(run_dir: str | Path, inputs: list[str | Path], top_k: int = 3) -> list[Prediction]:
     """Top-k class probabilities for image files (PNG/JPEG...) or .npy arrays (one or many images each)."""
-    loaded = load_model(run_dir)
+    loaded = image_classifier(run_dir)
     _, height, width = loaded.meta["input_shape"]
     predictions: list[Prediction] = []
     for item in inputs:

@@ -145,3 +145,15 @@ def test_text_run_maps_hidden_states_and_padding_does_not_move_a_masked_model(tm
         assert set(arrays["labels"]) == {0, 1}  # both classes among the mapped texts
     html = (run.path / "report.html").read_text()
     assert "t-SNE of their final states" in html and "each text its own length" in html
+
+
+def test_eval_and_predict_refuse_a_text_run_with_the_reason(tmp_path):
+    from archlab.errors import ArchlabError
+    from archlab.inference import evaluate, predict
+
+    run = archlab.train("bow", data="spam", max_steps=2, task_args={"max_length": 20}, run_dir=tmp_path / "run",
+                        progress=False, report=False)
+    with pytest.raises(ArchlabError, match="classify run on text data; `eval` and `predict` take image classifiers"):
+        evaluate(run.path)
+    with pytest.raises(ArchlabError, match="take image classifiers"):
+        predict(run.path, [tmp_path / "x.png"])

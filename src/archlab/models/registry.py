@@ -96,6 +96,7 @@ def _ensure_loaded() -> None:
     # Importing the family modules runs their @register_model decorators.
     from archlab.models import bow, cnn, mlp, resnet, rnn, rnn_lm, seed  # noqa: F401
     from archlab.models import forecast  # noqa: F401
+    from archlab.models import seq2seq  # noqa: F401
 
 
 def list_models() -> list[ModelInfo]:

@@ -1,6 +1,7 @@
-"""Building blocks shared by several model families: activations, initialisation, residual blocks."""
+"""Building blocks shared by several model families: activations, attention, initialisation, residual blocks."""
 
 from archlab.nn.activations import ACTIVATIONS, check_activation, make_activation
+from archlab.nn.attention import ATTENTIONS, BahdanauAttention, LuongAttention, masked_softmax
 from archlab.nn.init import INIT_SCHEMES, activation_gain, check_init, init_weights
 from archlab.nn.residual import (
     SHORTCUTS,
@@ -14,6 +15,10 @@ from archlab.nn.residual import (
 )
 
 __all__ = [
+    "ATTENTIONS",
+    "BahdanauAttention",
+    "LuongAttention",
+    "masked_softmax",
     "ACTIVATIONS",
     "INIT_SCHEMES",
     "SHORTCUTS",

@@ -18,6 +18,7 @@ from archlab.report import analysis_sections, sections
 from archlab.report.hidden_states import hidden_states
 from archlab.report.forecast import forecast_section
 from archlab.report.language import language_section
+from archlab.report.seq2seq import seq2seq_section
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
 
@@ -57,6 +58,7 @@ def build_report(run_dir: str | Path) -> Path:
         sections.classification(run, embed),
         language_section(run, embed),
         forecast_section(run, embed),
+        seq2seq_section(run, embed),
         sections.grad_norms(run, embed),
         analysis_sections.inside_network(run, embed),
         hidden_states(run, embed),

@@ -7,6 +7,7 @@ from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, get_task, lis
 from archlab.tasks import classify_def  # noqa: F401  (registers the classify task)
 from archlab.tasks.classify import ClassifyTask
 from archlab.tasks import language  # noqa: F401  (registers the language task)
+from archlab.tasks import seq2seq  # noqa: F401  (registers the seq2seq task)
 from archlab.tasks import forecast  # noqa: F401  (registers the forecast task)
 
 __all__ = ["ClassifyTask", "OptimSettings", "TaskDef", "TaskModule", "get_task", "list_tasks", "register_task"]
