@@ -2,6 +2,7 @@
 
     python bench/forecast.py                 # train and append one row per series to BENCHMARKS.md
     python bench/forecast.py --no-append --steps 50 --series co2   # a quick check, nothing written
+    python bench/forecast.py --horizon 12 --series elnino,sunspots   # multi-step: errors at lead 12
 
 Each series: an LSTM forecaster (hidden 32, one step ahead) trained for a fixed number of optimizer steps on the
 temporal training part (70 %), the scaler fitted there, the best checkpoint by validation loss (15 %), scored on
@@ -31,16 +32,16 @@ SERIES = {  # name: model arguments beyond hidden
 }
 
 
-def run(name: str, steps: int, folder: Path) -> dict:
+def run(name: str, steps: int, folder: Path, horizon: int = 1) -> dict:
     started = time.perf_counter()
-    result = archlab.train("lstm-forecast", data=name, task_args={"horizon": 1}, batch_size=32, max_steps=steps,
+    result = archlab.train("lstm-forecast", data=name, task_args={"horizon": horizon}, batch_size=32, max_steps=steps,
                            model_args={"hidden": 32, **SERIES[name]}, optimizer={"lr": 3e-3},
                            run_dir=folder / name, progress=False, report=False, monitor={"every_n_steps": 0})
     wall = time.perf_counter() - started
-    rows = {row["model"]: row for row in result.summary["forecast"]["rows"] if row["horizon"] == 1}
+    rows = {row["model"]: row for row in result.summary["forecast"]["rows"] if row["horizon"] == horizon}
     line = ", ".join(f"{model} {row['MAE']:.4g}" for model, row in rows.items() if model != "mean")
-    print(f"{name}: test MAE {line} ({wall:.1f} s)", flush=True)
-    return {"rows": rows, "wall": wall, "summary": result.summary}
+    print(f"{name}: test MAE at lead {horizon}: {line} ({wall:.1f} s)", flush=True)
+    return {"rows": rows, "wall": wall, "summary": result.summary, "horizon": horizon}
 
 
 def row_for(name: str, steps: int, outcome: dict, command: str) -> dict[str, str]:
@@ -49,7 +50,9 @@ def row_for(name: str, steps: int, outcome: dict, command: str) -> dict[str, str
     baselines = {model: row for model, row in rows.items() if model != "mean"}
     best = min(baselines, key=lambda model: baselines[model]["MAE"])
     return {
-        "benchmark": f"forecasting {name}, one step ahead: lstm-forecast (hidden 32), {steps} steps",
+        "benchmark": (f"forecasting {name}, " + ("one step ahead" if outcome["horizon"] == 1 else
+                      f"{outcome['horizon']} steps ahead (errors over leads 1–{outcome['horizon']})")
+                      + f": lstm-forecast (hidden 32), {steps} steps"),
         "command": command, "machine": cpu_model(),
         "figure": f"network test MAE {network['MAE']:.4g} / RMSE {network['RMSE']:.4g} / MAPE {network['MAPE']:.3g}% "
                   f"in {outcome['wall']:.1f} s",
@@ -64,6 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500, help="optimizer steps per series")
     parser.add_argument("--series", default=",".join(SERIES), help="comma-separated series names")
+    parser.add_argument("--horizon", type=int, default=1, help="forecast this many steps ahead")
     parser.add_argument("--no-append", action="store_true", help="print only; write nothing to BENCHMARKS.md")
     args = parser.parse_args()
     names = [name for name in args.series.split(",") if name]
@@ -73,8 +77,10 @@ def main() -> None:
     command = "python bench/forecast.py" + (f" --steps {args.steps}" if args.steps != 1500 else "")
     if args.series != ",".join(SERIES):
         command += f" --series {args.series}"
+    if args.horizon != 1:
+        command += f" --horizon {args.horizon}"
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [row_for(name, args.steps, run(name, args.steps, Path(tmp)), command) for name in names]
+        rows = [row_for(name, args.steps, run(name, args.steps, Path(tmp), args.horizon), command) for name in names]
     if args.no_append:
         return
     append_rows(rows)

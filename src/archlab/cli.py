@@ -327,12 +327,13 @@ def runs_command(root: Path = typer.Option(Path("runs"), help="Folder holding ru
         console.print(f"No runs under {root}. Train one with `archlab train cnn --recipe mnist-fast`.")
         return
     table = Table(title=f"runs under {root}")
-    for column in ("created", "model", "data", "recipe", "test acc", "test loss", "seconds", "epochs", "path"):
+    for column in ("created", "model", "data", "task", "recipe", "test metric", "seconds", "epochs"):
         table.add_column(column)
+    table.add_column("path", no_wrap=True)  # whole, so it can be copied
     for r in rows:
-        table.add_row(str(r.get("created") or "—"), str(r.get("model")), str(r.get("data")), str(r.get("recipe") or "—"),
-                      _fmt(r.get("test_accuracy")), _fmt(r.get("test_loss")), _fmt(r.get("wall_seconds"), ".1f"),
-                      _fmt(r.get("epochs"), ".2f"), str(r.get("path")))
+        name, value = r.get("headline") or ("accuracy", r.get("test_accuracy"))
+        table.add_row(str(r.get("created") or "—"), str(r.get("model")), str(r.get("data")), str(r.get("task")),
+                      str(r.get("recipe") or "—"), f"{name} {_fmt(value)}", _fmt(r.get("wall_seconds"), ".1f"), _fmt(r.get("epochs"), ".2f"), str(r.get("path")))
     console.print(table)
 
 

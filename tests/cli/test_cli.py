@@ -218,7 +218,7 @@ def test_runs_eval_report_on_a_trained_run(tiny_blobs, trained_run):
     rows = [cells for cells in table_rows(result).values() if str(run) in cells]
     assert len(rows) == 1, text(result)
     accuracy = json.loads((run / "summary.json").read_text())["test_metrics"]["accuracy"]
-    assert "cnn" in rows[0] and "tiny-blobs" in rows[0] and f"{accuracy:.4f}" in rows[0]
+    assert "cnn" in rows[0] and "tiny-blobs" in rows[0] and f"accuracy {accuracy:.4f}" in rows[0]
 
     result = invoke("eval", run)
     assert_ok(result)

@@ -15,9 +15,20 @@ def test_runs_table_orders_runs_newest_first(tmp_path, make_fake_run):
     table = runs_table(tmp_path / "runs")
     assert [row["path"] for row in table] == [newer, older]
     assert table[0] == {
-        "path": newer, "model": "cnn", "data": "mnist", "recipe": "mnist-fast", "test_accuracy": 0.991,
-        "test_loss": 0.03, "wall_seconds": 12.3, "epochs": 3, "created": "2026-11-23T10:00:00",
+        "path": newer, "model": "cnn", "data": "mnist", "task": "classify", "recipe": "mnist-fast",
+        "test_accuracy": 0.991, "test_loss": 0.03, "headline": ("accuracy", 0.991), "wall_seconds": 12.3,
+        "epochs": 3, "created": "2026-11-23T10:00:00",
     }
+
+
+def test_the_runs_table_shows_each_task_s_headline_metric(tmp_path):
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    summary = {"model": "lstm-lm", "task": "language", "headline": "bits_per_char",
+               "test_metrics": {"loss": 1.6, "bits_per_char": 2.31}}
+    (folder / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
+    (row,) = runs_table(tmp_path)
+    assert row["task"] == "language" and row["headline"] == ("bits_per_char", 2.31) and row["test_accuracy"] is None
 
 
 def test_runs_without_created_fall_back_to_modification_time(tmp_path):

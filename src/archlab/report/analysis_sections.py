@@ -40,6 +40,8 @@ class Samples:
 
 def inside_network(run: RunFiles, embed: Embed) -> str:
     """Filters, activation maps and Grad-CAM of the run's model on correct and misclassified test images."""
+    if run.summary.get("cv"):
+        return ""  # a cross-validated run keeps one model per fold, in fold-K/
     if not run.meta:
         return section(*INSIDE, note(f"No meta.json in {run.run_dir}: the model cannot be rebuilt."))
     if "classes" not in run.meta or run.meta.get("input_kind", "image") != "image":

@@ -28,8 +28,8 @@ def find_runs(root: Path) -> list[Path]:
 def runs_table(root: Path) -> list[dict]:
     """One row per run under ``root``, newest first.
 
-    Keys: ``path``, ``model``, ``data``, ``recipe``, ``test_accuracy``, ``test_loss``, ``wall_seconds``,
-    ``epochs``, ``created``. Values missing from a run's summary (old or partial runs) are None; the
+    Keys: ``path``, ``model``, ``data``, ``task``, ``recipe``, ``test_accuracy``, ``test_loss``, ``headline``
+    (the task's main test metric, ``(name, value)``), ``wall_seconds``, ``epochs``, ``created``. Values missing from a run's summary (old or partial runs) are None; the
     caller chooses how to show them.
     """
     return [_run_row(folder) for folder in find_runs(root)]
@@ -44,8 +44,10 @@ def _run_row(folder: Path) -> dict:
         "model": summary.get("model"),
         "data": summary.get("data"),
         "recipe": summary.get("recipe"),
+        "task": summary.get("task", "classify"),
         "test_accuracy": test.get("accuracy"),
         "test_loss": test.get("loss"),
+        "headline": (summary.get("headline", "accuracy"), test.get(summary.get("headline", "accuracy"))),
         "wall_seconds": summary.get("wall_seconds"),
         "epochs": summary.get("epochs"),
         "created": summary.get("created") or _mtime_iso(folder),
