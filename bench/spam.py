@@ -49,7 +49,7 @@ def main() -> None:
         return
     gru_f1, bow_f1 = gru["per_class"]["spam"]["f1"], bow["per_class"]["spam"]["f1"]
     append_rows([{
-        "benchmark": "e-mail spam (SpamAssassin test split, 1,209 messages): spam-gru recipe (GRU 64, packed)",
+        "benchmark": "e-mail spam (SpamAssassin test split, 1,209 messages): spam-gru recipe (GRU 64, packed, attention pooling)",
         "command": "python bench/spam.py" + (f" --epochs {args.epochs}" if args.epochs else ""),
         "machine": cpu_model(), "figure": describe(gru),
         "peer": f"bag-of-words (mean embedding → linear), same splits and epochs: {describe(bow)}",
