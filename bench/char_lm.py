@@ -88,7 +88,7 @@ def main() -> None:
         peers += [f"{name} {value:.3f}" for name, value in baselines.items()]
         rows.append({
             "benchmark": f"Shakespeare characters, test bits/char: {model}",
-            "command": "python bench/char_lm.py", "machine": cpu_model(),
+            "command": " ".join(["python", "bench/char_lm.py", *sys.argv[1:]]), "machine": cpu_model(),
             "figure": f"{bits:.3f} bits/char in {summary['wall_seconds']:.1f} s ({summary['params']:,} params)",
             "peer": ", ".join(peers) + " (same run)",
             "ratio": f"{baselines['bigram'] - bits:+.3f} bits/char below the bigram model",
