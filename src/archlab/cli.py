@@ -194,6 +194,7 @@ def train_command(
     devices: Optional[int] = typer.Option(None, help="Number of devices."),
     run_dir: Optional[Path] = typer.Option(None, help="Run directory (default runs/<model>-<data>/<time>)."),
     resume: Optional[Path] = typer.Option(None, help="Continue an interrupted run from its last checkpoint."),
+    init_from: Optional[Path] = typer.Option(None, help="Start from the weights of a run (or a .safetensors file) wherever names and shapes match: transfer learning."),
     data_dir: Optional[Path] = typer.Option(None, help="Data cache folder."),
     progress: bool = typer.Option(True, help="Show the progress bar."),
 ) -> None:
@@ -223,7 +224,8 @@ def train_command(
         "grad_clip_algorithm": grad_clip_algorithm, "early_stopping_patience": early_stopping,
         "precision": precision, "channels_last": channels_last, "seed": seed, "deterministic": deterministic,
         "max_time": max_time, **_cv_settings(cv, folds), "val_size": val_size,
-        "task": task, "task_args": _parse_pairs(task_arg, "--task-arg") or None, "checkpoint_every_n_steps": checkpoint_every_steps,
+        "task": task, "task_args": _parse_pairs(task_arg, "--task-arg") or None,
+        "init_from": str(init_from) if init_from else None, "checkpoint_every_n_steps": checkpoint_every_steps,
         "checkpoint_every_minutes": checkpoint_every_minutes, "num_threads": threads, "accelerator": accelerator,
         "devices": devices, "data_dir": str(data_dir) if data_dir else None, "progress": progress,
     }

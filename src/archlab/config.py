@@ -75,6 +75,7 @@ class TrainConfig:
     data: str = "mnist"
     task: str | None = None  # None: the model's default task for this kind of data (see ``archlab tasks``)
     task_args: dict[str, Any] = field(default_factory=dict)  # the task's own settings (e.g. horizon=12)
+    init_from: str | None = None  # a run directory or .safetensors file: start from its weights where names fit
     data_dir: str | None = None
     recipe: str | None = None
     val_size: int = 5000

@@ -189,6 +189,29 @@ def load_model(run_dir: str | Path) -> LoadedModel:
     return LoadedModel(model.eval(), meta)
 
 
+def load_pretrained(model: nn.Module, source: str | Path) -> dict[str, Any]:
+    """Copy into ``model`` every tensor of ``source`` (a run directory or a .safetensors file) whose name and
+    shape match; the rest of ``model`` keeps its initialisation (e.g. a new classification head).
+
+    Returns what was loaded and skipped. Refuses a source that fits nothing, which is always a mistake.
+    """
+    source = Path(source)
+    path = source / WEIGHTS if source.is_dir() else source
+    if not path.is_file() or path.suffix != ".safetensors":
+        raise RunError(f"--init-from {source}: expected a finished run directory or a .safetensors file; "
+                       f"{path} does not exist or is not safetensors.")
+    tensors = load_file(str(path))
+    own = model.state_dict()
+    fitting = {name: t for name, t in tensors.items() if name in own and own[name].shape == t.shape}
+    if not fitting:
+        raise RunError(f"--init-from {source}: none of its {len(tensors)} tensors fits this model (names or shapes "
+                       "differ). Start from a run of the same model family.")
+    model.load_state_dict(fitting, strict=False)
+    return {"source": str(source), "loaded": len(fitting), "of_source": len(tensors),
+            "new": sorted(name for name in own if name not in fitting),
+            "mismatched": sorted(name for name, t in tensors.items() if name in own and own[name].shape != t.shape)}
+
+
 @dataclass
 class Run:
     """A finished run: its folder and headline numbers (``summary``)."""

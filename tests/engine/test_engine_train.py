@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 import yaml
 
 import archlab
@@ -116,3 +117,19 @@ def test_training_flushes_subnormals_only_while_it_runs(tiny_blobs, tmp_path):
         assert (subnormal * 1.0).item() == 0.0
     archlab.train("mlp", run_dir=tmp_path / "run", epochs=1, report=False, model_args={"hidden": [8]}, **tiny_blobs)
     assert (subnormal * 1.0).item() != 0.0  # the process's floating-point mode is as it was
+
+
+def test_init_from_copies_the_matching_weights_and_keeps_a_new_head(tiny_blobs, tmp_path):
+    from safetensors.torch import load_file
+
+    first = archlab.train("mlp", run_dir=tmp_path / "a", epochs=1, model_args={"hidden": [16]}, report=False,
+                          **tiny_blobs)
+    second = archlab.train("mlp", run_dir=tmp_path / "b", max_steps=1, optimizer={"name": "sgd", "lr": 1e-9},
+                           model_args={"hidden": [16]}, init_from=str(first.path), report=False, **tiny_blobs)
+    loaded = second.summary["init_from"]
+    assert loaded["loaded"] == loaded["of_source"] and loaded["new"] == []
+    before, after = load_file(first.path / "weights.safetensors"), load_file(second.path / "weights.safetensors")
+    for name, tensor in before.items():  # one SGD step at lr 1e-9 leaves them where they started
+        torch.testing.assert_close(after[name], tensor, atol=1e-6, rtol=0)
+    with pytest.raises(RunError, match="none of its .* tensors fits this model"):
+        archlab.train("cnn", run_dir=tmp_path / "c", max_steps=1, init_from=str(first.path), **tiny_blobs)

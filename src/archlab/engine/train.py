@@ -41,6 +41,7 @@ from archlab.runs import (
     SUMMARY,
     Run,
     default_run_dir,
+    load_pretrained,
     merge_metrics,
     save_model,
     stash_metrics,
@@ -138,6 +139,7 @@ def fit(
     train_loader, val_loader, test_loader = task.loaders(config, data, trainer.global_rank, trainer.world_size)
     model_args = model_args_for(config, task, data)
     model = create_model(config.model, **model_args)
+    pretrained = load_pretrained(model, config.init_from) if config.init_from else None
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     module = task.build(config, data, model, OptimSettings.from_config(config, total_steps_for(config, per_epoch),
@@ -163,6 +165,8 @@ def fit(
     summary = run_summary(config, task, trainer, record, model, task.example_input(data), per_epoch,
                           test_metrics, started)
     summary.update(extra)
+    if pretrained is not None:
+        summary["init_from"] = pretrained
     atomic_write_json(run_dir / SUMMARY, summary)
     return summary
 
