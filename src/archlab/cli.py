@@ -287,14 +287,18 @@ def eval_command(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     data_dir: Optional[Path] = typer.Option(None, help="Data cache folder."),
 ) -> None:
-    """Re-evaluate a run's saved weights on its test split; refreshes predictions and summary.
+    """Re-evaluate a run's saved weights on its held-out data; refreshes summary.json.
+
+    Image classifiers: test accuracy and loss (predictions refreshed too). Language models: validation and test
+    loss in nats and bits per character.
 
     Example: archlab eval runs/cnn-mnist/20261123-101500
     """
-    from archlab.inference import evaluate
+    from archlab.inference import describe_evaluation, evaluate
 
     metrics = evaluate(run_dir, data_dir)
-    console.print(f"test accuracy [bold]{metrics['accuracy']:.4f}[/], test loss {metrics['loss']:.4f}")
+    for line in describe_evaluation(run_dir, metrics):
+        console.print(escape(line))
 
 
 @command(name="predict")

@@ -19,22 +19,28 @@ from archlab import cli
 @cli.command(name="generate")
 def generate_command(
     run_dir: Path = typer.Argument(..., help="The run directory of a language model (trained with --task language)."),
-    prompt: str = typer.Option("\n", help="Text to continue (every character must occur in the training text)."),
-    length: int = typer.Option(400, help="Characters to write after the prompt."),
+    prompt: str = typer.Option("\n", help="Text to continue (every character must occur in the training text); "
+                                          "a prompt longer than the model's context is cropped to its end."),
+    tokens: int = typer.Option(400, "--tokens", "--length", help="Characters to write after the prompt."),
     temperature: float = typer.Option(0.8, help="0: always the most likely character; 1: the model's distribution; "
                                                 ">1: more random."),
     top_k: Optional[int] = typer.Option(None, help="Sample only among the k most likely characters."),
+    top_p: Optional[float] = typer.Option(None, help="Sample only among the most likely characters holding this "
+                                                     "much probability (nucleus sampling, 0 < p ≤ 1)."),
     seed: Optional[int] = typer.Option(None, help="Random seed: the same seed writes the same text."),
 ) -> None:
     """Continue a prompt with a trained language model, one sampled character at a time.
 
-    Example: archlab generate runs/lstm-lm-shakespeare/20261123-101500 --prompt "ROMEO:" --length 400
-    --temperature 0.8 --top-k 20 --seed 0
+    Example: archlab generate runs/gpt-shakespeare/20261123-101500 --prompt "ROMEO:" --tokens 500
+    --temperature 0.8 --top-p 0.9 --seed 0
     """
-    from archlab.generation import generate
+    from archlab.generation import generate_text
 
-    text = generate(run_dir, prompt, length=length, temperature=temperature, top_k=top_k, seed=seed)
-    cli.console.print(f"[bold]{escape(prompt)}[/]{escape(text)}", highlight=False, soft_wrap=True)
+    generated = generate_text(run_dir, prompt, length=tokens, temperature=temperature, top_k=top_k, seed=seed,
+                              top_p=top_p)
+    for message in generated.notes:
+        cli.console.print(f"[yellow]note:[/] {escape(message)}")
+    cli.console.print(f"[bold]{escape(prompt)}[/]{escape(generated.text)}", highlight=False, soft_wrap=True)
 
 
 def _bits(value: Any) -> str:

@@ -6,12 +6,19 @@ and optionally cut to the k most likely tokens::
     p_i ∝ exp(z_i / T)   over the top-k logits z (all of them when k is None)
     T → 0: greedy decoding (argmax); T = 1: the model's own distribution; T > 1: more random
 
-(top-k sampling: Fan, Lewis & Dauphin 2018, "Hierarchical Neural Story Generation").
+(top-k sampling: Fan, Lewis & Dauphin 2018, "Hierarchical Neural Story Generation"), and optionally cut
+further to the nucleus, the fewest most likely tokens whose probabilities sum to at least top_p::
+
+    keep the smallest set N with Σ_{i ∈ N} p_i ≥ top_p, then renormalise over N
+
+(top-p or nucleus sampling: Holtzman et al. 2020, "The Curious Case of Neural Text Degeneration").
 
 The model follows the language-model contract ``logits, state = model(tokens [B, T], state)``: the prompt is
 read once, then every step feeds only the token just drawn together with the state of the previous call. An
 RNN's state is its hidden state, so each new token costs O(1) work whatever the length of the text so far; a
-Transformer whose state is its key/value cache works unchanged.
+Transformer whose state is its key/value cache works unchanged (``models/transformer.py``: one position's work
+per layer per new token). A model with a fixed number of positions (its ``context`` attribute) reads at most
+that many prompt tokens: a longer prompt is cropped to its last ``context`` tokens, with a note.
 
 ``generate(run_dir, ...)`` needs nothing but the run directory: the model is rebuilt from ``meta.json`` +
 ``weights.safetensors`` and the tokenizer from the vocabulary stored in ``meta.json``.
@@ -20,6 +27,7 @@ Transformer whose state is its key/value cache works unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,7 +44,7 @@ TOKENIZERS = {"char": CharTokenizer}
 OTHER_COMMANDS = {"classify": "`archlab predict RUN_DIR FILE` (classify inputs) or `archlab eval RUN_DIR`"}
 
 
-def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
+def check_sampling(length: int, temperature: float, top_k: int | None, top_p: float | None = None) -> None:
     """Refuse settings that cannot sample, saying what range is accepted."""
     if not 0 <= length <= MAX_LENGTH:
         raise ConfigError(f"length must be between 0 and {MAX_LENGTH:,} tokens, got {length}.")
@@ -44,11 +52,25 @@ def check_sampling(length: int, temperature: float, top_k: int | None) -> None:
         raise ConfigError(f"temperature must be ≥ 0 (0: always the most likely token), got {temperature}.")
     if top_k is not None and top_k < 1:
         raise ConfigError(f"top_k must be ≥ 1 (or left out to sample from every token), got {top_k}.")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1] (the probability mass kept; 1 keeps every token), got {top_p}.")
+
+
+def nucleus(probabilities: torch.Tensor, top_p: float) -> torch.Tensor:
+    """``probabilities [B, V]`` restricted to each row's nucleus (the fewest most likely tokens holding ≥ top_p of
+    the mass; ties broken by sort order) and renormalised."""
+    ordered, order = probabilities.sort(dim=-1, descending=True)
+    before = ordered.cumsum(-1) - ordered  # mass of the more likely tokens: the most likely one is always kept
+    ordered = ordered.masked_fill(before >= top_p, 0.0)
+    kept = torch.zeros_like(probabilities).scatter(-1, order, ordered)
+    return kept / kept.sum(-1, keepdim=True)
 
 
 def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
-               generator: torch.Generator | None, exclude: Sequence[int] = ()) -> torch.Tensor:
-    """One token id per row of ``logits [B, V]``: argmax at temperature 0, else a draw from the tempered top-k.
+               generator: torch.Generator | None, exclude: Sequence[int] = (),
+               top_p: float | None = None) -> torch.Tensor:
+    """One token id per row of ``logits [B, V]``: argmax at temperature 0, else a draw from the tempered top-k,
+    cut to its top-p nucleus when ``top_p`` is given.
 
     Ids in ``exclude`` (e.g. ``<unk>``) are never chosen.
     """
@@ -61,6 +83,8 @@ def next_token(logits: torch.Tensor, temperature: float, top_k: int | None,
         kth = logits.topk(top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
     probabilities = torch.softmax(logits / temperature, dim=-1)
+    if top_p is not None and top_p < 1:
+        probabilities = nucleus(probabilities, top_p)
     return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
 
 
@@ -71,18 +95,29 @@ def _language_output(output: object) -> tuple[torch.Tensor, object]:
     return output
 
 
+def crop_to_context(model: nn.Module, prompt_ids: torch.Tensor) -> tuple[torch.Tensor, str | None]:
+    """The prompt's last ``model.context`` ids when it is longer (with a note saying so), else the prompt."""
+    context = getattr(model, "context", None)
+    if context is None or prompt_ids.numel() <= context:
+        return prompt_ids, None
+    return prompt_ids[-context:], (f"The prompt has {prompt_ids.numel():,} tokens, more than the model's context of "
+                                   f"{context:,}: only its last {context:,} are read.")
+
+
 @torch.inference_mode()
 def sample_tokens(model: nn.Module, prompt_ids: torch.Tensor, length: int, temperature: float = 1.0,
                   top_k: int | None = None, generator: torch.Generator | None = None,
-                  exclude: Sequence[int] = ()) -> torch.Tensor:
+                  exclude: Sequence[int] = (), top_p: float | None = None) -> torch.Tensor:
     """``length`` token ids continuing ``prompt_ids`` (1-d, non-empty), the model's state carried between steps.
 
-    The prompt is read in one call; each later call reads only the token just drawn, with the state returned
-    by the previous call. Ids in ``exclude`` are never drawn.
+    The prompt (cropped to the model's ``context``, see :func:`crop_to_context`) is read in one call; each later
+    call reads only the token just drawn, with the state returned by the previous call. Ids in ``exclude`` are
+    never drawn.
     """
-    check_sampling(length, temperature, top_k)
+    check_sampling(length, temperature, top_k, top_p)
     if prompt_ids.ndim != 1 or prompt_ids.numel() == 0:
         raise ConfigError("The prompt is empty: give at least one token to start from.")
+    prompt_ids, _ = crop_to_context(model, prompt_ids)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -90,7 +125,7 @@ def sample_tokens(model: nn.Module, prompt_ids: torch.Tensor, length: int, tempe
         logits, state = _language_output(model(prompt_ids.to(device)[None], None))
         drawn = []
         for step in range(length):
-            token = next_token(logits[:, -1], temperature, top_k, generator, exclude)
+            token = next_token(logits[:, -1], temperature, top_k, generator, exclude, top_p)
             drawn.append(token)
             if step + 1 < length:  # the last token needs no prediction after it
                 logits, state = _language_output(model(token.to(device)[:, None], state))
@@ -114,13 +149,14 @@ def check_prompt(tokenizer: CharTokenizer, prompt: str) -> torch.Tensor:
 
 
 def continue_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str, length: int, temperature: float = 1.0,
-                  top_k: int | None = None, generator: torch.Generator | None = None) -> str:
+                  top_k: int | None = None, generator: torch.Generator | None = None,
+                  top_p: float | None = None) -> str:
     """The ``length`` characters a model in memory writes after ``prompt`` (the prompt is not repeated).
 
     ``<unk>`` is never written: it stands for characters absent from the training text.
     """
     ids = sample_tokens(model, check_prompt(tokenizer, prompt), length, temperature, top_k, generator,
-                        exclude=(tokenizer.unk_id,))
+                        exclude=(tokenizer.unk_id,), top_p=top_p)
     return tokenizer.decode(ids)
 
 
@@ -139,19 +175,36 @@ def tokenizer_from_meta(meta: dict, run_dir: Path) -> CharTokenizer:
     return TOKENIZERS[kind].from_dict(stored)
 
 
-def generate(run_dir: str | Path, prompt: str, length: int = 400, temperature: float = 1.0,
-             top_k: int | None = None, seed: int | None = None) -> str:
-    """Continue ``prompt`` with the language model of ``run_dir``; returns the ``length`` new characters.
+@dataclass
+class Generated:
+    """New text from a run, with the notes on how the prompt was read (e.g. cropped to the context)."""
 
-    ``temperature`` 0 is greedy decoding; ``top_k`` keeps the k most likely characters at each step; the same
-    ``seed`` gives the same text (None: a fresh random draw each call).
-    """
-    check_sampling(length, temperature, top_k)
+    text: str
+    notes: list[str] = field(default_factory=list)
+
+
+def generate_text(run_dir: str | Path, prompt: str, length: int = 400, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int | None = None, top_p: float | None = None) -> Generated:
+    """:func:`generate`, with the notes (a prompt longer than the model's context is cropped)."""
+    check_sampling(length, temperature, top_k, top_p)
     loaded = load_model(run_dir)
     tokenizer = tokenizer_from_meta(loaded.meta, Path(run_dir))
+    _, cropped = crop_to_context(loaded.model, check_prompt(tokenizer, prompt))
     generator = torch.Generator()
     if seed is None:
         generator.seed()
     else:
         generator.manual_seed(seed)
-    return continue_text(loaded.model, tokenizer, prompt, length, temperature, top_k, generator)
+    text = continue_text(loaded.model, tokenizer, prompt, length, temperature, top_k, generator, top_p)
+    return Generated(text, [cropped] if cropped else [])
+
+
+def generate(run_dir: str | Path, prompt: str, length: int = 400, temperature: float = 1.0,
+             top_k: int | None = None, seed: int | None = None, top_p: float | None = None) -> str:
+    """Continue ``prompt`` with the language model of ``run_dir``; returns the ``length`` new characters.
+
+    ``temperature`` 0 is greedy decoding; ``top_k`` keeps the k most likely characters at each step and ``top_p``
+    the smallest set holding that much probability; the same ``seed`` gives the same text (None: a fresh random
+    draw each call). A prompt longer than the model's context is cropped to its last ``context`` characters.
+    """
+    return generate_text(run_dir, prompt, length, temperature, top_k, seed, top_p).text

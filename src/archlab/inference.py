@@ -5,6 +5,7 @@ Both rebuild the model from the run directory alone (``meta.json`` + ``weights.s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from archlab.errors import ArchlabError
 from archlab.io import atomic_write_json
-from archlab.runs import SUMMARY, LoadedModel, load_model, read_json, write_predictions
+from archlab.runs import META, SUMMARY, LoadedModel, check_run_dir, load_model, read_json, write_predictions
 
 
 @dataclass
@@ -41,9 +42,7 @@ OTHER_TASKS = {"language": "archlab generate RUN_DIR --prompt TEXT", "forecast":
                "seq2seq": "its report (exact match by length, attention maps)"}
 
 
-def image_classifier(run_dir: str | Path) -> LoadedModel:
-    """The run's model, refused with a pointer to the right command unless it classifies images."""
-    loaded = load_model(run_dir)
+def _refuse_non_images(loaded: LoadedModel, run_dir: str | Path) -> LoadedModel:
     task, kind = loaded.meta.get("task", "classify"), loaded.meta.get("input_kind")
     if task != "classify" or kind not in (None, "image"):
         instead = OTHER_TASKS.get(task, "the run's report")
@@ -53,12 +52,16 @@ def image_classifier(run_dir: str | Path) -> LoadedModel:
     return loaded
 
 
-def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def image_classifier(run_dir: str | Path) -> LoadedModel:
+    """The run's model, refused with a pointer to the right command unless it classifies images."""
+    return _refuse_non_images(load_model(run_dir), run_dir)
+
+
+def evaluate_image_classifier(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Recompute test accuracy and loss from the saved weights; refresh predictions and summary.json."""
     from archlab.data import load_raw
 
-    run_dir = Path(run_dir)
-    loaded = image_classifier(run_dir)
+    _refuse_non_images(loaded, run_dir)
     _, test, _ = load_raw(loaded.meta["data"], data_dir)
     logits = _batched_logits(loaded, test.images)
     metrics = {
@@ -71,6 +74,59 @@ def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[st
     summary["test_metrics"] = metrics
     atomic_write_json(summary_path, summary)
     return metrics
+
+
+def _evaluate_language(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None = None) -> dict[str, Any]:
+    from archlab.evaluation_language import evaluate_language
+
+    return evaluate_language(run_dir, loaded, data_dir)
+
+
+def _describe_language(metrics: dict[str, Any]) -> list[str]:
+    from archlab.evaluation_language import describe_language
+
+    return describe_language(metrics)
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    """How `eval` re-scores a run of one task, and how its figures read as lines of text."""
+
+    evaluate: Callable[[Path, LoadedModel, str | Path | None], dict[str, Any]]
+    describe: Callable[[dict[str, Any]], list[str]]
+
+
+# The run's meta["task"] → its evaluator. A task that can be re-scored adds one entry.
+EVALUATORS: dict[str, Evaluator] = {
+    "classify": Evaluator(evaluate_image_classifier,
+                          lambda m: [f"test accuracy {m['accuracy']:.4f}, test loss {m['loss']:.4f}"]),
+    "language": Evaluator(_evaluate_language, _describe_language),
+}
+
+
+def _evaluator(meta: dict[str, Any], run_dir: Path) -> Evaluator:
+    task = meta.get("task", "classify")
+    if task not in EVALUATORS:
+        raise ArchlabError(f"{run_dir} is a {task} run; `eval` re-scores {', '.join(EVALUATORS)} runs. Use "
+                           f"{OTHER_TASKS.get(task, 'the run report')}; its test metrics are in summary.json.")
+    return EVALUATORS[task]
+
+
+def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Recompute a run's held-out figures from its saved weights (and refresh summary.json).
+
+    Image classifiers: test ``{"accuracy", "loss"}`` (predictions refreshed too); language models:
+    ``{"val": {...}, "test": {...}}`` with loss in nats, bits per character, perplexity and accuracy.
+    """
+    run_dir = Path(run_dir)
+    loaded = load_model(run_dir)
+    return _evaluator(loaded.meta, run_dir).evaluate(run_dir, loaded, data_dir)
+
+
+def describe_evaluation(run_dir: str | Path, metrics: dict[str, Any]) -> list[str]:
+    """The lines `archlab eval` prints for ``metrics`` of the run ``run_dir``."""
+    run_dir = Path(run_dir)
+    return _evaluator(read_json(check_run_dir(run_dir) / META, "the run has not finished."), run_dir).describe(metrics)
 
 
 def _image_to_array(path: Path, size: tuple[int, int], notes: list[str]) -> np.ndarray:

@@ -98,3 +98,22 @@ def test_dynamic_int8_is_close_and_smaller():
     assert (approx - reference).norm() / reference.norm() < 0.05
     assert serialized_bytes(quantized) < 0.35 * serialized_bytes(model)
     assert isinstance(model[0], nn.Linear)  # the original keeps its float layers
+
+
+def test_gpt_names_its_heads_and_neurons_for_structured_pruning():
+    from archlab.models import create_model
+
+    torch.manual_seed(0)
+    gpt = create_model("gpt", vocab_size=20, context=16, layers=2, heads=4, dim=16, dropout=0.0).eval()
+    pruned = prune_heads(prune_neurons(gpt, 0.5), 0.5)
+    for block in pruned.blocks:
+        values = block.attn.qkv.weight[32:].view(4, 4, 16)  # the value rows, head by head
+        assert int((values == 0).all(dim=(1, 2)).sum()) == 2
+        assert int((block.mlp[0].weight == 0).all(dim=1).sum()) == 32
+    tokens = torch.randint(0, 20, (2, 10))
+    with torch.no_grad():
+        out = pruned(tokens)[0]
+        changed = tokens.clone()
+        changed[:, 6:] = (changed[:, 6:] + 1) % 20
+        assert torch.isfinite(out).all() and not torch.allclose(out, gpt(tokens)[0])
+        torch.testing.assert_close(pruned(changed)[0][:, :6], out[:, :6])  # still causal

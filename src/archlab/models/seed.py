@@ -6,6 +6,8 @@ measured against. Deviations from the listing would make the comparison meaningl
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -63,3 +65,71 @@ class SeedLSTM(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(x.reshape(x.shape[0], -1, x.shape[-1]))  # [B, 1, 28, 28] → [B, 28 rows, 28]
         return self.fc(out[:, -1, :])
+
+
+@register_model("seed-transformer", family="seed", task="language", tasks=("language",), input_kind="tokens",
+                input_shape=(20,), example=lambda batch: (torch.randint(0, 16, (batch, 20)),),
+                tiny={"vocab_size": 16, "ninp": 16, "nhead": 2, "nhid": 32, "nlayers": 2},
+                description="the seed listing, faithful: TransformerModel (sinusoidal PE, nn.TransformerEncoder, "
+                            "causal mask), trained as a character LM")
+class SeedTransformer(nn.Module):
+    """The seed Transformer listing: ``TransformerModel(ntoken, ninp, nhead, nhid, nlayers, dropout=0.5)``.
+
+    Embedding(ntoken, ninp) · √ninp → sinusoidal positional encoding + dropout (``nn.positional``; the listing
+    uses a ``PositionalEncoding`` it does not define: the standard table, max_len 5000) → ``nn.TransformerEncoder``
+    of ``nlayers`` × ``TransformerEncoderLayer(ninp, nhead, nhid, dropout)`` (post-LN, ReLU) under a square
+    causal mask (−inf above the diagonal, 0 elsewhere; rebuilt when the length changes) → Linear(ninp → ntoken).
+    Embedding and decoder weights uniform in [−0.1, 0.1], decoder bias zero. Sequence-first inside, as listed.
+
+    "Parameters and training omitted for brevity": ``ntoken`` is ``vocab_size`` (set by the language task),
+    the other defaults are those of the PyTorch tutorial the listing comes from (ninp = nhid = 200, 2 heads,
+    2 layers) with the listing's dropout 0.5, and it is trained as a causal character language model.
+    To fit the language contract ``logits [B, T, V], state = model(tokens [B, T], state)`` it takes batch-first
+    tokens and transposes them; the listing has no key/value cache, so its state is simply the tokens read so
+    far (at most the last ``max_len``) and every call recomputes the whole sequence: generation costs O(T)
+    work per new token, against the O(1) of ``gpt``'s cache.
+    """
+
+    max_len = 5000
+
+    def __init__(self, vocab_size: int = 65, ninp: int = 200, nhead: int = 2, nhid: int = 200, nlayers: int = 2,
+                 dropout: float = 0.5) -> None:
+        from archlab.nn.positional import SinusoidalPositionalEncoding
+
+        super().__init__()
+        self.model_type = "Transformer"
+        self.src_mask: torch.Tensor | None = None
+        self.pos_encoder = SinusoidalPositionalEncoding(ninp, dropout, self.max_len, batch_first=False)
+        encoder_layers = nn.TransformerEncoderLayer(ninp, nhead, nhid, dropout)
+        self.transformer_encoder = nn.TransformerEncoder(encoder_layers, nlayers, enable_nested_tensor=False)
+        self.encoder = nn.Embedding(vocab_size, ninp)
+        self.ninp, self.context = ninp, self.max_len
+        self.decoder = nn.Linear(ninp, vocab_size)
+        self.init_weights()
+
+    @staticmethod
+    def _generate_square_subsequent_mask(size: int, device: torch.device) -> torch.Tensor:
+        allowed = torch.ones(size, size, device=device).tril() == 1
+        return torch.zeros(size, size, device=device).masked_fill(~allowed, float("-inf"))
+
+    def init_weights(self) -> None:
+        initrange = 0.1
+        nn.init.uniform_(self.encoder.weight, -initrange, initrange)
+        nn.init.zeros_(self.decoder.bias)
+        nn.init.uniform_(self.decoder.weight, -initrange, initrange)
+
+    def forward(self, tokens: torch.Tensor, state: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        if tokens.ndim != 2:
+            raise ValueError(f"tokens must be [batch, time] integer ids, got shape {tuple(tokens.shape)}")
+        if tokens.shape[1] > self.max_len:
+            raise ValueError(f"{tokens.shape[1]} tokens in one call, but the positional table has {self.max_len} rows; "
+                             f"feed at most {self.max_len} at a time")
+        history = tokens if state is None else torch.cat([state, tokens], dim=1)[:, -self.max_len:]
+        src = history.t()  # [T, B]: the listing is sequence-first
+        if self.src_mask is None or self.src_mask.size(0) != len(src) or self.src_mask.device != src.device:
+            self.src_mask = self._generate_square_subsequent_mask(len(src), src.device)
+        src = self.encoder(src) * math.sqrt(self.ninp)
+        src = self.pos_encoder(src)
+        output = self.transformer_encoder(src, self.src_mask)
+        output = self.decoder(output)
+        return output.transpose(0, 1)[:, -tokens.shape[1]:], history

@@ -35,3 +35,9 @@ __all__ = [
     "make_activation",
     "make_shortcut",
 ]
+from archlab.nn.positional import SinusoidalPositionalEncoding, sinusoidal_table  # noqa: E402
+
+__all__ += ["SinusoidalPositionalEncoding", "sinusoidal_table"]
+from archlab.nn.sparse_attention import PATTERNS, causal_attention, pattern_mask  # noqa: E402
+
+__all__ += ["PATTERNS", "causal_attention", "pattern_mask"]

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from archlab.io import atomic_write_bytes
 from archlab.report import analysis_sections, sections
 from archlab.report.hidden_states import hidden_states
+from archlab.report.attention import attention_section
 from archlab.report.forecast import forecast_section
 from archlab.report.language import language_section
 from archlab.report.seq2seq import seq2seq_section
@@ -57,6 +58,7 @@ def build_report(run_dir: str | Path) -> Path:
         sections.learning_rate(run, embed),
         sections.classification(run, embed),
         language_section(run, embed),
+        attention_section(run, embed),
         forecast_section(run, embed),
         seq2seq_section(run, embed),
         sections.grad_norms(run, embed),

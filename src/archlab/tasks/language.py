@@ -22,6 +22,15 @@ Data: a corpus (a text data set with no classes) split into whole works (``data/
   state, so its first characters are predicted with little context: the figures are slightly pessimistic
   against a model that carries its state through the whole text.
 
+With ``stream=true`` the text is read instead as parallel streams of consecutive ``context``-long segments
+(``data/text_streams.py``): ``batch_size`` streams over the training text, ``eval_streams`` streams of
+``max_eval_windows / eval_streams`` segments over each held-out text. A model that declares
+``carries_memory = True`` (``transformer-xl``) then gets the state it returned for the previous batch,
+detached (truncated backpropagation through time), reset to None at the start of every training epoch and of
+every evaluation pass: it is trained and scored with its memory of the text before the segment. Other models
+(``gpt``, whose state is a key/value cache meant for generation only) read the same consecutive segments
+from a zero state.
+
 The tokenizer goes into the run's ``meta.json`` (generation needs nothing but the run directory), and after
 the test pass a few continuations of a prompt at two temperatures are written to ``samples.json``, next to
 the test cross-entropy of unigram and bigram models of the training text as baselines.
@@ -45,6 +54,7 @@ from archlab.data.batches import IndexedBatchLoader
 from archlab.data.fetch import get_spec
 from archlab.data.shakespeare import TextSplits, shakespeare_splits
 from archlab.data.text import CharTokenizer, windows
+from archlab.data.text_streams import EvalStreams, TrainStreams
 from archlab.errors import ConfigError
 from archlab.io import atomic_write_json
 from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, register_task
@@ -56,20 +66,49 @@ LN2 = math.log(2.0)
 CORPORA: dict[str, Callable[[str | None], TextSplits]] = {"shakespeare": shakespeare_splits}
 
 
+def detach_state(state: Any) -> Any:
+    """``state`` (None, a tensor, or tuples/lists of them) cut from the graph that made it."""
+    if state is None:
+        return None
+    if torch.is_tensor(state):
+        return state.detach()
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(part) for part in state)
+    raise TypeError(f"A carried state must be tensors in tuples or lists, got {type(state).__name__}; a model with "
+                    f"carries_memory = True must return its memory that way.")
+
+
 class LanguageTask(TaskModule):
     """Next-token cross-entropy at every position; logs loss, bits per character, perplexity and accuracy."""
 
-    def __init__(self, model: nn.Module, optim: OptimSettings) -> None:
+    def __init__(self, model: nn.Module, optim: OptimSettings, carry_state: bool = False) -> None:
         super().__init__(model, optim)
+        # stream=true with a model that carries memory: the state of the previous batch of each stage, detached.
+        self.carry_state = carry_state
+        self.states: dict[str, Any] = {}
         # Token-weighted means over an evaluation pass (synchronised across processes by torchmetrics).
         self.nll = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
         self.correct = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
-    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, batch: tuple[torch.Tensor, torch.Tensor],
+              stage: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
         tokens, targets = batch
-        logits, _ = self.model(tokens)
+        if self.carry_state:
+            logits, state = self.model(tokens, self.states.get(stage))
+            self.states[stage] = detach_state(state)  # the next segment's gradient stops here
+        else:
+            logits, _ = self.model(tokens)
         loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
         return logits, loss
+
+    def on_train_epoch_start(self) -> None:
+        self.states.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self.states.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self.states.pop("test", None)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         _, loss = self._loss(batch)
@@ -80,7 +119,7 @@ class LanguageTask(TaskModule):
         return total
 
     def _evaluate(self, stage: str, batch: tuple[torch.Tensor, torch.Tensor]) -> None:
-        logits, loss = self._loss(batch)
+        logits, loss = self._loss(batch, stage)
         targets = batch[1]
         tokens = float(targets.numel())
         self.nll[stage].update(loss.detach(), weight=tokens)
@@ -193,6 +232,31 @@ def known_prompt(data: LanguageData, prompt: str) -> str:
     return kept or data.tokenizer.decode(data.train[:1])
 
 
+ATTENTION = "attention.npz"
+ATTENTION_LENGTH = 40  # characters of the fixed input whose attention maps the report draws
+
+
+def save_attention_maps(run_dir: Path, model: nn.Module, data: LanguageData, length: int = ATTENTION_LENGTH) -> None:
+    """``attention.npz``: ``maps [layers, heads, T, T]`` (float16) of ``length`` validation characters (from the
+    first line start after the middle of the text: dialogue, not a title page), and their ``text``, atomically."""
+    import numpy as np
+
+    from archlab.io import atomic_path
+
+    middle = data.val.numel() // 2
+    newline = data.tokenizer.encode("\n")[0]
+    after = (data.val[middle:] == newline).nonzero()
+    start = min(middle + int(after[0]) + 1 if len(after) else 0, max(0, data.val.numel() - length))
+    tokens = data.val[start : start + length]
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        maps = model.attention_maps(tokens.to(device)).float().cpu().numpy()
+    text = data.tokenizer.decode(tokens[-maps.shape[-1]:])
+    with atomic_path(run_dir / ATTENTION) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez_compressed(handle, maps=maps.astype(np.float16), text=np.array(text))
+
+
 # --- wiring into a run -----------------------------------------------------------------------------------
 
 
@@ -206,6 +270,8 @@ class LanguageOptions:
     sample_prompt: str = "Romeo.\n"
     sample_length: int = 400
     sample_temperatures: tuple[float, ...] = (0.5, 1.0)
+    stream: bool = False  # consecutive segments; state carried for models with carries_memory (module doc)
+    eval_streams: int = 8  # with stream: parallel streams over each held-out text
 
     def __post_init__(self) -> None:
         self.sample_temperatures = tuple(float(t) for t in self.sample_temperatures)
@@ -214,6 +280,9 @@ class LanguageOptions:
             (self.windows_per_epoch is None or self.windows_per_epoch >= 1,
              f"windows_per_epoch must be ≥ 1, got {self.windows_per_epoch}"),
             (self.max_eval_windows >= 1, f"max_eval_windows must be ≥ 1, got {self.max_eval_windows}"),
+            (self.eval_streams >= 1, f"eval_streams must be ≥ 1, got {self.eval_streams}"),
+            (not (self.stream and self.windows_per_epoch), "windows_per_epoch sets the random windows of an "
+             "epoch; with stream=true an epoch is every segment of the streams: leave windows_per_epoch out"),
             (self.sample_length >= 0, f"sample_length must be ≥ 0, got {self.sample_length}"),
             (all(t >= 0 for t in self.sample_temperatures), "sample_temperatures must be ≥ 0"),
         ]
@@ -251,6 +320,11 @@ class LanguageDef(TaskDef):
 
     def loaders(self, config: TrainConfig, data: LanguageData, rank: int, world_size: int):
         options = self.settings(config)
+        if options.stream:
+            train = TrainStreams(data.train, options.context, config.batch_size, rank=rank, world_size=world_size)
+            val, test = (EvalStreams(ids, options.context, options.eval_streams, options.max_eval_windows,
+                                     rank=rank, world_size=world_size) for ids in (data.val, data.test))
+            return train, val, test
         count = options.windows_per_epoch or max(1, data.train.numel() // options.context)
         train = RandomWindows(data.train, options.context, count, config.batch_size, seed=config.seed, rank=rank,
                               world_size=world_size)
@@ -263,7 +337,8 @@ class LanguageDef(TaskDef):
         return (torch.zeros(1, data.context, dtype=torch.long),)
 
     def build(self, config: TrainConfig, data: LanguageData, model: nn.Module, optim: OptimSettings) -> LanguageTask:
-        return LanguageTask(model, optim)
+        carry = self.settings(config).stream and getattr(model, "carries_memory", False)
+        return LanguageTask(model, optim, carry_state=carry)
 
     def meta(self, config: TrainConfig, data: LanguageData) -> dict[str, Any]:
         return {"tokenizer": data.tokenizer.to_dict(), "context": self.settings(config).context}
@@ -282,4 +357,6 @@ class LanguageDef(TaskDef):
         baselines = ngram_bits_per_char(data)
         atomic_write_json(run_dir / SAMPLES, {"prompt": prompt, "samples": samples,
                                               "baseline_bits_per_char": baselines})
+        if hasattr(module.model, "attention_maps"):  # Transformers: the report draws them (report/attention.py)
+            save_attention_maps(run_dir, module.model, data)
         return {"baseline_bits_per_char": baselines}

@@ -77,9 +77,10 @@ def _cosine(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
 
 def _one_cycle(opt, c: ScheduleConfig, total_steps: int, steps_per_epoch: int):
     peaks = [group["lr"] for group in opt.param_groups]
-    return torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=c.warmup_fraction
-    )
+    total = max(total_steps, 4)
+    # OneCycleLR divides by the number of warm-up steps and by the rest: keep at least one step in each.
+    warmup = min(max(c.warmup_fraction, 1.5 / total), 1.0 - 1.5 / total)
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peaks, total_steps=total, pct_start=warmup)
 
 
 SCHEDULES = {"constant": _constant, "step": _step, "cosine": _cosine, "one-cycle": _one_cycle}
