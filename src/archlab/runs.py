@@ -189,6 +189,18 @@ def load_model(run_dir: str | Path) -> LoadedModel:
     return LoadedModel(model.eval(), meta)
 
 
+def check_same_vocabulary(source: str | Path, meta: dict[str, Any]) -> None:
+    """Refuse to start from a run whose tokenizer differs from this run's: the same ids would mean other words."""
+    source_meta_path = Path(source) / META
+    if not source_meta_path.is_file() or "tokenizer" not in meta:
+        return
+    theirs = read_json(source_meta_path, "").get("tokenizer")
+    if theirs is not None and theirs != meta["tokenizer"]:
+        raise RunError(f"--init-from {source}: its vocabulary differs from this run's, so its embeddings would be "
+                       "read for the wrong words. Use the same data set and the same text settings "
+                       "(max_length does not matter; vocab_size, min_count, the split fractions and the seed do).")
+
+
 def load_pretrained(model: nn.Module, source: str | Path) -> dict[str, Any]:
     """Copy into ``model`` every tensor of ``source`` (a run directory or a .safetensors file) whose name and
     shape match; the rest of ``model`` keeps its initialisation (e.g. a new classification head).

@@ -157,3 +157,16 @@ def test_eval_and_predict_refuse_a_text_run_with_the_reason(tmp_path):
         evaluate(run.path)
     with pytest.raises(ArchlabError, match="take image classifiers"):
         predict(run.path, [tmp_path / "x.png"])
+
+
+def test_init_from_a_run_with_another_vocabulary_is_refused(tmp_path):
+    from archlab.errors import RunError
+
+    settings = {"max_steps": 1, "progress": False, "report": False, "model_args": {"embedding_dim": 8}}
+    first = archlab.train("bow", data="spam", task_args={"max_length": 20}, run_dir=tmp_path / "a", **settings)
+    with pytest.raises(RunError, match="its vocabulary differs from this run's"):
+        archlab.train("bow", data="spam", task_args={"max_length": 20, "vocab_size": 10000}, run_dir=tmp_path / "b",
+                      init_from=str(first.path), **settings)
+    again = archlab.train("bow", data="spam", task_args={"max_length": 30}, run_dir=tmp_path / "c",
+                          init_from=str(first.path), **settings)  # max_length does not change the vocabulary
+    assert again.summary["init_from"]["loaded"] == 3

@@ -40,6 +40,7 @@ from archlab.runs import (
     CONFIG,
     SUMMARY,
     Run,
+    check_same_vocabulary,
     default_run_dir,
     load_pretrained,
     merge_metrics,
@@ -139,7 +140,10 @@ def fit(
     train_loader, val_loader, test_loader = task.loaders(config, data, trainer.global_rank, trainer.world_size)
     model_args = model_args_for(config, task, data)
     model = create_model(config.model, **model_args)
-    pretrained = load_pretrained(model, config.init_from) if config.init_from else None
+    pretrained = None
+    if config.init_from:
+        check_same_vocabulary(config.init_from, task.meta(config, data))
+        pretrained = load_pretrained(model, config.init_from)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     module = task.build(config, data, model, OptimSettings.from_config(config, total_steps_for(config, per_epoch),

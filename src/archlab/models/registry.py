@@ -97,6 +97,7 @@ def _ensure_loaded() -> None:
     from archlab.models import bow, cnn, mlp, resnet, rnn, rnn_lm, seed  # noqa: F401
     from archlab.models import forecast  # noqa: F401
     from archlab.models import seq2seq  # noqa: F401
+    from archlab.models import bert  # noqa: F401
     from archlab.models import transformer  # noqa: F401
     from archlab.models import transformer_xl  # noqa: F401
 

@@ -9,5 +9,6 @@ from archlab.tasks.classify import ClassifyTask
 from archlab.tasks import language  # noqa: F401  (registers the language task)
 from archlab.tasks import seq2seq  # noqa: F401  (registers the seq2seq task)
 from archlab.tasks import forecast  # noqa: F401  (registers the forecast task)
+from archlab.tasks import mlm  # noqa: F401  (registers the mlm task)
 
 __all__ = ["ClassifyTask", "OptimSettings", "TaskDef", "TaskModule", "get_task", "list_tasks", "register_task"]

@@ -9,6 +9,7 @@ changes neither its state nor its output.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from archlab.config import TrainConfig
 from archlab.data import Augment, AugmentConfig, BatchLoader, ImageData, load_image_data
 from archlab.data.fetch import get_spec
+from archlab.data.spam import stratified_split
 from archlab.data.text_batches import TextData, TokenBatchLoader, load_text_data
 from archlab.errors import ConfigError
 from archlab.models import get_model_info
@@ -29,8 +31,8 @@ from archlab.tasks.classify import ClassifyTask
 
 
 @dataclass
-class ClassifyOptions:
-    """Settings of ``--task classify`` for text data (images need none: see the augment/normalize flags)."""
+class TextDataOptions:
+    """How a labelled text data set becomes token splits (shared by ``classify`` and ``mlm``: same vocabulary)."""
 
     max_length: int = 400  # words kept from the start of each text
     vocab_size: int = 20000  # most frequent training words kept (with <pad> and <unk>)
@@ -41,6 +43,28 @@ class ClassifyOptions:
     def __post_init__(self) -> None:
         if self.max_length < 1 or self.vocab_size < 3 or self.min_count < 1:
             raise ValueError("max_length must be ≥ 1, vocab_size ≥ 3 and min_count ≥ 1")
+
+
+@dataclass
+class ClassifyOptions(TextDataOptions):
+    """Settings of ``--task classify``: the text data options, and the share of training labels used."""
+
+    label_fraction: float = 1.0  # a stratified, seeded part of the TRAINING split (images or texts)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 < self.label_fraction <= 1.0:
+            raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
+
+
+def labelled_subset(data: ImageData | TextData, fraction: float, seed: int) -> ImageData | TextData:
+    """``data`` with only ``fraction`` of its training split, stratified by class; validation and test untouched."""
+    if fraction >= 1.0:
+        return data
+    keep = torch.as_tensor(stratified_split(data.train.labels.numpy(), 0.0, 1.0 - fraction, seed)[0])
+    train = data.train
+    fields = (train.ids, train.lengths) if isinstance(data, TextData) else (train.images,)
+    return dataclasses.replace(data, train=type(train)(*(t[keep] for t in fields), train.labels[keep]))
 
 
 @register_task
@@ -64,15 +88,17 @@ class ClassifyDef(TaskDef):
             raise ConfigError("Cross-validation of text classification is not available; drop --cv.")
         if data_kind == "text" and "vocab_size" not in inspect.signature(get_model_info(config.model).builder).parameters:
             raise ConfigError(f"Model {config.model!r} reads images, not words: --data {config.data} is a text data "
-                              "set. Text classification needs a model with a word embedding: lstm, gru or rnn.")
+                              "set. Text classification needs a model with a word embedding: lstm, gru, rnn, bow or bert.")
 
     def load(self, config: TrainConfig) -> ImageData | TextData:
+        o = self.settings(config)
         if get_spec(config.data).kind == "text":
-            o = self.settings(config)
-            return load_text_data(config.data, config.data_dir, val_fraction=o.val_fraction,
+            data = load_text_data(config.data, config.data_dir, val_fraction=o.val_fraction,
                                   test_fraction=o.test_fraction, seed=config.seed, max_length=o.max_length,
                                   vocab_size=o.vocab_size, min_count=o.min_count)
-        return load_image_data(config.data, config.data_dir, config.val_size, config.seed)
+        else:
+            data = load_image_data(config.data, config.data_dir, config.val_size, config.seed)
+        return labelled_subset(data, o.label_fraction, config.seed)
 
     def model_args(self, config: TrainConfig, data: ImageData | TextData) -> dict[str, Any]:
         if isinstance(data, TextData):
