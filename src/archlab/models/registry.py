@@ -99,6 +99,7 @@ def _ensure_loaded() -> None:
     from archlab.models import seq2seq  # noqa: F401
     from archlab.models import bert  # noqa: F401
     from archlab.models import transformer  # noqa: F401
+    from archlab.models import vit  # noqa: F401
     from archlab.models import transformer_xl  # noqa: F401
 
 

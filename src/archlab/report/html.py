@@ -20,6 +20,7 @@ from archlab.report.attention import attention_section
 from archlab.report.forecast import forecast_section
 from archlab.report.language import language_section
 from archlab.report.seq2seq import seq2seq_section
+from archlab.report.vit import vit_attention_section
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
 
@@ -63,6 +64,7 @@ def build_report(run_dir: str | Path) -> Path:
         seq2seq_section(run, embed),
         sections.grad_norms(run, embed),
         analysis_sections.inside_network(run, embed),
+        vit_attention_section(run, embed),
         hidden_states(run, embed),
         analysis_sections.robustness(run, embed),
         sections.config(run),
