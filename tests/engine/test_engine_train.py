@@ -133,3 +133,10 @@ def test_init_from_copies_the_matching_weights_and_keeps_a_new_head(tiny_blobs, 
         torch.testing.assert_close(after[name], tensor, atol=1e-6, rtol=0)
     with pytest.raises(RunError, match="none of its .* tensors fits this model"):
         archlab.train("cnn", run_dir=tmp_path / "c", max_steps=1, init_from=str(first.path), **tiny_blobs)
+
+
+def test_bf16_mixed_precision_with_gradient_clipping_trains(tiny_blobs, tmp_path):
+    """Recurrent models clip by default; under autocast the optimizer must not be a fused one Lightning cannot clip."""
+    run = archlab.train("gru", run_dir=tmp_path / "run", max_steps=3, precision="bf16-mixed", report=False,
+                        model_args={"hidden": 16}, **tiny_blobs)
+    assert run.summary["steps"] == 3 and run.summary["precision"] == "bf16-mixed"

@@ -90,7 +90,8 @@ class TaskModule(L.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.model, self.optim.optimizer, self.optim.weight_decay)
+        mixed = self._trainer is not None and str(self.trainer.precision).endswith("mixed")
+        optimizer = build_optimizer(self.model, self.optim.optimizer, self.optim.weight_decay, fused=not mixed)
         scheduler = build_schedule(optimizer, self.optim.schedule, self.optim.total_steps, self.optim.steps_per_epoch)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
