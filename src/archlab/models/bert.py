@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.models.registry import register_model
+from archlab.nn.init import transformer_init
 
 
 def padding_mask(ids: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
@@ -127,7 +128,7 @@ class Bert(nn.Module):
         if num_classes:
             self.classifier = nn.Sequential(nn.Linear(dim, dim), nn.Tanh(), nn.Dropout(dropout),
                                             nn.Linear(dim, num_classes))
-        self.apply(_init_weights)
+        self.apply(transformer_init)  # BERT's: N(0, 0.02²) weights, zero biases
 
     def encode(self, ids: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden states ``[B, 1 + T, dim]``: position 0 is [CLS], position t the t-th word."""
@@ -177,9 +178,3 @@ class Bert(nn.Module):
         return torch.stack(maps)
 
 
-def _init_weights(module: nn.Module) -> None:
-    """BERT's initialisation: N(0, 0.02²) weights, zero biases (LayerNorm stays 1 / 0)."""
-    if isinstance(module, (nn.Linear, nn.Embedding)):
-        nn.init.normal_(module.weight, std=0.02)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        nn.init.zeros_(module.bias)

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.models.registry import register_model
+from archlab.nn.init import transformer_init
 from archlab.nn.sparse_attention import PATTERNS, causal_attention
 
 @dataclass
@@ -131,17 +132,10 @@ class GPT(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(Block(dim, heads, dropout, attention, window, stride) for _ in range(layers))
         self.ln_final = nn.LayerNorm(dim)
-        self.apply(self._init)
+        self.apply(transformer_init)
         for block in self.blocks:  # GPT-2: scale the residual projections by depth
             for projection in (block.attn.proj, block.mlp[2]):
                 nn.init.normal_(projection.weight, std=0.02 / math.sqrt(2 * layers))
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
 
     def _embed(self, tokens: torch.Tensor, offset: int) -> torch.Tensor:
         positions = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)

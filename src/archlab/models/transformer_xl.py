@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archlab.models.registry import register_model
+from archlab.nn.init import transformer_init
 from archlab.nn.positional import sinusoidal_table
 
 Memory = tuple[torch.Tensor, ...]
@@ -137,14 +138,7 @@ class TransformerXL(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(XLBlock(dim, heads, dropout, ff_mult) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
-        self.apply(self._init)
-
-    @staticmethod
-    def _init(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Embedding)):
-            nn.init.normal_(module.weight, std=0.02)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
+        self.apply(transformer_init)
 
     def distances(self, key_length: int, device: torch.device) -> torch.Tensor:
         """``R_{Tk-1} .. R_0``: the sinusoidal encodings of the distances, longest first ``[Tk, dim]``."""

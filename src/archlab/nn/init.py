@@ -95,3 +95,12 @@ def init_weights(module: nn.Module, scheme: str = "he", activation: str = "relu"
         if scale != 1.0:
             layer.weight.mul_(scale)
     return module
+
+
+def transformer_init(module: nn.Module) -> None:
+    """The GPT-2 / BERT initialisation, for ``model.apply``: Linear and Embedding weights N(0, 0.02²), Linear
+    biases 0 (LayerNorm keeps its 1 / 0)."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
