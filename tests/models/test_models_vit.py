@@ -79,3 +79,20 @@ def test_every_token_sees_every_token_no_causal_mask():
 def test_bad_arguments_say_what_is_wrong(args):
     with pytest.raises(ConfigError, match="patch|divisible|dropout"):
         create_model("vit", **args)
+
+
+def test_the_optimizer_does_not_decay_the_class_token_positions_or_xl_biases():
+    from archlab.models import create_model
+    from archlab.tasks.optim import parameter_groups
+
+    for name, args, exempt in (("vit", {"patch": 7, "dim": 16, "layers": 1, "heads": 2}, ("class_token", "positions")),
+                               ("transformer-xl", {"vocab_size": 20, "dim": 16, "layers": 2, "heads": 2},
+                                ("content_bias", "position_bias"))):
+        model = create_model(name, **args)
+        decayed, kept = parameter_groups(model, 0.1)
+        assert decayed["weight_decay"] == 0.1 and kept["weight_decay"] == 0.0
+        kept_ids = {id(p) for p in kept["params"]}
+        named = dict(model.named_parameters())
+        chosen = [n for n in named if n.endswith(exempt)]
+        assert chosen and all(id(named[n]) in kept_ids for n in chosen)
+        assert any(id(p) not in kept_ids for n, p in named.items() if p.ndim >= 2)  # real weights still decay

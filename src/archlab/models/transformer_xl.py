@@ -140,6 +140,10 @@ class TransformerXL(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.apply(transformer_init)
 
+    def no_weight_decay(self) -> set[str]:
+        """The u and v biases of every layer are biases: the optimizer does not decay them."""
+        return {name for name, _ in self.named_parameters() if name.endswith(("content_bias", "position_bias"))}
+
     def distances(self, key_length: int, device: torch.device) -> torch.Tensor:
         """``R_{Tk-1} .. R_0``: the sinusoidal encodings of the distances, longest first ``[Tk, dim]``."""
         return sinusoidal_table(key_length, self.dim).flip(0).to(device)

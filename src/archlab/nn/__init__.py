@@ -2,6 +2,8 @@
 
 from archlab.nn.activations import ACTIVATIONS, check_activation, make_activation
 from archlab.nn.attention import ATTENTIONS, BahdanauAttention, LuongAttention, masked_softmax
+from archlab.nn.positional import SinusoidalPositionalEncoding, sinusoidal_table
+from archlab.nn.sparse_attention import PATTERNS, causal_attention, pattern_mask
 from archlab.nn.init import INIT_SCHEMES, activation_gain, check_init, init_weights
 from archlab.nn.residual import (
     SHORTCUTS,
@@ -34,10 +36,9 @@ __all__ = [
     "init_weights",
     "make_activation",
     "make_shortcut",
+    "SinusoidalPositionalEncoding",
+    "sinusoidal_table",
+    "PATTERNS",
+    "causal_attention",
+    "pattern_mask",
 ]
-from archlab.nn.positional import SinusoidalPositionalEncoding, sinusoidal_table  # noqa: E402
-
-__all__ += ["SinusoidalPositionalEncoding", "sinusoidal_table"]
-from archlab.nn.sparse_attention import PATTERNS, causal_attention, pattern_mask  # noqa: E402
-
-__all__ += ["PATTERNS", "causal_attention", "pattern_mask"]

@@ -16,10 +16,18 @@ from archlab.config import OptimizerConfig, ScheduleConfig
 from archlab.errors import ConfigError
 
 
+def _exempt(model: nn.Module) -> set[str]:
+    """Parameter names a model asks to keep out of weight decay (``no_weight_decay()``, as in timm): e.g. a ViT's
+    class token and position table, Transformer-XL's u/v biases — tensors of 2+ dimensions that are not weights."""
+    return set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+
+
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights (decayed) and biases/norm parameters (not decayed)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
+    """Two groups: weights (decayed) and biases, norm parameters and exempted tensors (not decayed)."""
+    exempt = _exempt(model)
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    decay = [p for name, p in named if p.ndim >= 2 and name not in exempt]
+    no_decay = [p for name, p in named if p.ndim < 2 or name in exempt]
     groups = [{"params": decay, "weight_decay": weight_decay}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
