@@ -160,11 +160,11 @@ class ViT(nn.Module):
             x = block(x)
         return self.head(self.norm(x[:, 0]))
 
-    @torch.no_grad()
     def no_weight_decay(self) -> set[str]:
         """The class token and the position table are not weights: the optimizer does not decay them."""
         return {"class_token", "positions"}
 
+    @torch.no_grad()
     def attention_maps(self, images: torch.Tensor) -> torch.Tensor:
         """Softmax attention weights of every layer and head, ``[layers, B, heads, N + 1, N + 1]`` (token 0 is
         the class token). Computed in the module's current mode; call ``eval()`` first for dropout-free maps."""
