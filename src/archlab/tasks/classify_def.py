@@ -164,6 +164,7 @@ class ClassifyDef(TaskDef):
 
 
 def normalization(config: TrainConfig, data: ImageData) -> tuple[float, float]:
+    """Pixel mean/std for normalizing: the config's when set, else the training split's own."""
     mean = config.normalize_mean if config.normalize_mean is not None else data.mean
     std = config.normalize_std if config.normalize_std is not None else data.std
     return mean, std

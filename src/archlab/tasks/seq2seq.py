@@ -39,6 +39,7 @@ from archlab.data.fetch import DATASETS, get_spec
 from archlab.errors import ConfigError
 from archlab.io import atomic_path
 from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, register_task
+from archlab.tasks.classify_def import normalization
 
 SEQ2SEQ_OUTPUTS = "seq2seq_outputs.npz"
 
@@ -140,9 +141,8 @@ class Seq2SeqOptions:
 
 
 def _normalization(config: TrainConfig, data: DigitSumData) -> tuple[float, float]:
-    mean = config.normalize_mean if config.normalize_mean is not None else data.images.mean
-    std = config.normalize_std if config.normalize_std is not None else data.images.std
-    return mean, std
+    """The classify task's rule (the config's values, else the training images' own statistics)."""
+    return normalization(config, data.images)
 
 
 @register_task
