@@ -1,8 +1,10 @@
 """``archlab eval`` for a language-model run: validation and test cross-entropy recomputed from the saved weights.
 
 For the held-out works of the run's corpus, encoded with the run's own tokenizer (``meta.json``), over the same
-fixed windows the training run was scored on (``tasks/language.py``: non-overlapping windows of ``context``
-characters, at most ``max_eval_windows`` spread evenly over the text, each started from an empty state)::
+windows the training run was scored on (``tasks/language.py``): non-overlapping windows of ``context``
+characters, at most ``max_eval_windows`` spread evenly over the text, each started from an empty state; or, for
+a run trained with ``stream=true`` by a model that carries memory (``transformer-xl``), the same parallel
+streams of consecutive segments, each segment read with the memory of the segments before it::
 
     loss            = -(1 / N) Σ log p(x_{t+1} | x_≤t)   nats per character, token-weighted over all windows
     bits per char   = loss / ln 2
@@ -26,7 +28,8 @@ from archlab.errors import RunError
 from archlab.generation import tokenizer_from_meta
 from archlab.io import atomic_write_json
 from archlab.runs import CONFIG, SUMMARY, LoadedModel, read_json
-from archlab.tasks.language import CORPORA, FixedWindows, LanguageOptions
+from archlab.data.text_streams import EvalStreams
+from archlab.tasks.language import CORPORA, FixedWindows, LanguageOptions, detach_state
 
 EVAL_BATCH = 256
 
@@ -39,12 +42,21 @@ def _options(run_dir: Path, meta: dict[str, Any]) -> LanguageOptions:
 
 
 @torch.inference_mode()
-def window_loss(model: torch.nn.Module, loader: FixedWindows) -> dict[str, float]:
-    """Token-weighted mean next-token cross-entropy (nats) and accuracy over every window of ``loader``."""
+def window_loss(model: torch.nn.Module, loader: FixedWindows | EvalStreams, carry_state: bool = False) -> dict[str, float]:
+    """Token-weighted mean next-token cross-entropy (nats) and accuracy over every window of ``loader``.
+
+    ``carry_state``: each batch continues the previous one (streams), so the state the model returned is
+    passed back in, as in training.
+    """
     device = next(model.parameters()).device
     total, correct, count = 0.0, 0.0, 0
+    state = None
     for inputs, targets in loader:
-        logits, _ = model(inputs.to(device))
+        if carry_state:
+            logits, state = model(inputs.to(device), state)
+            state = detach_state(state)
+        else:
+            logits, _ = model(inputs.to(device))
         logits, targets = logits.float().flatten(0, 1), targets.to(device).flatten()
         total += float(F.cross_entropy(logits, targets, reduction="sum"))
         correct += float((logits.argmax(-1) == targets).sum())
@@ -65,10 +77,13 @@ def evaluate_language(run_dir: Path, loaded: LoadedModel, data_dir: str | Path |
     splits = CORPORA[corpus](None if data_dir is None else str(data_dir))
     options = _options(run_dir, meta)
     loaded.model.eval()
+    carry = options.stream and getattr(loaded.model, "carries_memory", False)
     results = {}
     for stage, text in (("val", splits.val), ("test", splits.test)):
-        loader = FixedWindows(tokenizer.encode(text), options.context, options.max_eval_windows, EVAL_BATCH)
-        results[stage] = window_loss(loaded.model, loader)
+        ids = tokenizer.encode(text)
+        loader = (EvalStreams(ids, options.context, options.eval_streams, options.max_eval_windows) if carry
+                  else FixedWindows(ids, options.context, options.max_eval_windows, EVAL_BATCH))
+        results[stage] = window_loss(loaded.model, loader, carry_state=carry)
     summary_path = run_dir / SUMMARY
     summary = read_json(summary_path, "") if summary_path.is_file() else {"model": meta["model"]}
     summary["test_metrics"] = {**(summary.get("test_metrics") or {}), **results["test"]}

@@ -42,26 +42,28 @@ OTHER_TASKS = {"language": "archlab generate RUN_DIR --prompt TEXT", "forecast":
                "seq2seq": "its report (exact match by length, attention maps)"}
 
 
-def _refuse_non_images(loaded: LoadedModel, run_dir: str | Path) -> LoadedModel:
+def _refuse_non_images(loaded: LoadedModel, run_dir: str | Path, command: str) -> LoadedModel:
     task, kind = loaded.meta.get("task", "classify"), loaded.meta.get("input_kind")
     if task != "classify" or kind not in (None, "image"):
         instead = OTHER_TASKS.get(task, "the run's report")
         what = f"a {task} run" + (f" on {kind} data" if kind else "")
-        raise ArchlabError(f"{run_dir} is {what}; `eval` and `predict` take image classifiers. "
+        also = f" (`eval` also re-scores {', '.join(t for t in EVALUATORS if t != 'classify')} runs)" \
+            if command == "predict" and task in EVALUATORS else ""
+        raise ArchlabError(f"{run_dir} is {what}; `{command}` takes image classifiers{also}. "
                            f"Use {instead}; its test metrics are in summary.json.")
     return loaded
 
 
-def image_classifier(run_dir: str | Path) -> LoadedModel:
+def image_classifier(run_dir: str | Path, command: str = "predict") -> LoadedModel:
     """The run's model, refused with a pointer to the right command unless it classifies images."""
-    return _refuse_non_images(load_model(run_dir), run_dir)
+    return _refuse_non_images(load_model(run_dir), run_dir, command)
 
 
 def evaluate_image_classifier(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None = None) -> dict[str, Any]:
     """Recompute test accuracy and loss from the saved weights; refresh predictions and summary.json."""
     from archlab.data import load_raw
 
-    _refuse_non_images(loaded, run_dir)
+    _refuse_non_images(loaded, run_dir, "eval")
     _, test, _ = load_raw(loaded.meta["data"], data_dir)
     logits = _batched_logits(loaded, test.images)
     metrics = {

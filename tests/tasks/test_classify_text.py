@@ -153,9 +153,9 @@ def test_eval_and_predict_refuse_a_text_run_with_the_reason(tmp_path):
 
     run = archlab.train("bow", data="spam", max_steps=2, task_args={"max_length": 20}, run_dir=tmp_path / "run",
                         progress=False, report=False)
-    with pytest.raises(ArchlabError, match="classify run on text data; `eval` and `predict` take image classifiers"):
+    with pytest.raises(ArchlabError, match="classify run on text data; `eval` takes image classifiers"):
         evaluate(run.path)
-    with pytest.raises(ArchlabError, match="take image classifiers"):
+    with pytest.raises(ArchlabError, match="`predict` takes image classifiers"):
         predict(run.path, [tmp_path / "x.png"])
 
 

@@ -15,8 +15,11 @@ from archlab.data.fetch import DATASETS, DatasetSpec
 from archlab.data.shakespeare import TextSplits
 from archlab.data.text_streams import EvalStreams, TrainStreams
 from archlab.errors import ConfigError
+from archlab.evaluation_language import window_loss
+from archlab.generation import tokenizer_from_meta
+from archlab.runs import load_model
 from archlab.tasks import OptimSettings, get_task, language
-from archlab.tasks.language import LanguageTask
+from archlab.tasks.language import FixedWindows, LanguageTask
 
 
 def test_train_streams_are_consecutive_disjoint_and_the_same_every_epoch():
@@ -144,6 +147,13 @@ def test_a_streamed_transformer_xl_run_trains_evaluates_and_generates(tmp_path, 
     test = run.summary["test_metrics"]
     assert math.isfinite(test["loss"]) and test["bits_per_char"] == pytest.approx(test["loss"] / math.log(2))
     assert len(archlab.generate(run.path, "the ", length=40, seed=0)) == 40  # the memory carried token by token
+    # `archlab eval` scores the run as training did: the same streams, the memory carried between segments.
+    rescored = archlab.evaluate(run.path)
+    assert rescored["test"]["loss"] == pytest.approx(test["loss"], rel=1e-4)
+    loaded = load_model(run.path)
+    ids = tokenizer_from_meta(loaded.meta, run.path).encode(splits.test)
+    without_memory = window_loss(loaded.model.eval(), FixedWindows(ids, 16, 8, 8))
+    assert without_memory["loss"] != pytest.approx(rescored["test"]["loss"], rel=1e-4)
     assert (run.path / language.ATTENTION).exists()  # its attention maps, for the report
 
 
