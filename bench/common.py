@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from datetime import date
@@ -46,13 +47,24 @@ def matmul_gflops(dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
+def machine_load() -> str:
+    """The machine's load averages (1, 5, 15 minutes) now: above the core count, other work shared the CPU."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "load unknown"
+    return f"load {one:.1f}/{five:.1f}/{fifteen:.1f} (1/5/15 min) on {os.cpu_count()} cores when written"
+
+
 def append_rows(rows: list[dict[str, str]]) -> None:
-    """Append dated rows to BENCHMARKS.md (creating its table if needed)."""
+    """Append dated rows to BENCHMARKS.md (creating its table if needed); each row's notes end with the load."""
     if not BENCHMARKS.exists():
         BENCHMARKS.write_text("# Benchmarks\n\nRows are appended by the scripts in `bench/`; never edited by hand.\n\n" + HEADER)
     today = date.today().isoformat()
+    load = machine_load()
     with BENCHMARKS.open("a") as handle:
         for row in rows:
+            notes = "; ".join(part for part in (row.get("notes", ""), load) if part)
             cells = [today, row["benchmark"], f"`{row['command']}`", row["machine"], row["figure"],
-                     row.get("peer", "—"), row.get("ratio", "—"), row.get("notes", "")]
+                     row.get("peer", "—"), row.get("ratio", "—"), notes]
             handle.write("| " + " | ".join(c.replace("|", "/") for c in cells) + " |\n")
