@@ -357,7 +357,10 @@ def report_command(run_dir: Path = typer.Argument(..., help="A run directory."))
 # Commands that look inside trained networks and studies live in their own module (registered on import).
 from archlab import cli_analysis  # noqa: E402,F401
 from archlab import cli_forecast  # noqa: E402,F401
+from archlab import cli_judge  # noqa: E402,F401
 from archlab import cli_language  # noqa: E402,F401
+from archlab import cli_generative  # noqa: E402,F401
+from archlab import cli_translate  # noqa: E402,F401
 
 
 def main() -> None:

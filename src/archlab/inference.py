@@ -38,8 +38,15 @@ def _batched_logits(loaded: LoadedModel, images_uint8: torch.Tensor, batch_size:
 
 
 # What to use instead of `eval` / `predict` for runs of the other tasks.
-OTHER_TASKS = {"language": "archlab generate RUN_DIR --prompt TEXT", "forecast": "archlab forecast RUN_DIR --horizon H",
-               "seq2seq": "its report (exact match by length, attention maps)"}
+OTHER_TASKS = {
+    "language": "archlab generate RUN_DIR --prompt TEXT",
+    "forecast": "archlab forecast RUN_DIR --horizon H",
+    "seq2seq": "its report (exact match by length, attention maps)",
+    "gan": "archlab sample RUN_DIR --n 64 --out grid.png",
+    "diffusion": "archlab sample RUN_DIR --n 64 --out grid.png",
+    "translate": "archlab translate RUN_DIR IMAGE --out out.png",
+    "reconstruct": "archlab anomaly GAN_RUN --baseline RUN_DIR",
+}
 
 
 def _refuse_non_images(loaded: LoadedModel, run_dir: str | Path, command: str) -> LoadedModel:
@@ -90,6 +97,24 @@ def _describe_language(metrics: dict[str, Any]) -> list[str]:
     return describe_language(metrics)
 
 
+def _gan():
+    from archlab.tasks import gan_sampling  # imported on use: it loads the task machinery
+
+    return gan_sampling
+
+
+def _diffusion():
+    from archlab.diffusion import evaluation  # imported on use: it loads the sampling machinery
+
+    return evaluation
+
+
+def _translate():
+    from archlab.tasks import translate_eval  # imported on use: it loads the judge
+
+    return translate_eval
+
+
 @dataclass(frozen=True)
 class Evaluator:
     """How `eval` re-scores a run of one task, and how its figures read as lines of text."""
@@ -103,6 +128,11 @@ EVALUATORS: dict[str, Evaluator] = {
     "classify": Evaluator(evaluate_image_classifier,
                           lambda m: [f"test accuracy {m['accuracy']:.4f}, test loss {m['loss']:.4f}"]),
     "language": Evaluator(_evaluate_language, _describe_language),
+    "gan": Evaluator(lambda *args: _gan().evaluate_gan(*args), lambda metrics: _gan().describe_gan(metrics)),
+    "diffusion": Evaluator(lambda *args: _diffusion().evaluate_diffusion(*args),
+                           lambda metrics: _diffusion().describe_diffusion(metrics)),
+    "translate": Evaluator(lambda *args: _translate().evaluate_translation(*args),
+                           lambda metrics: _translate().describe_translation(metrics)),
 }
 
 

@@ -99,8 +99,8 @@ def test_a_model_on_data_it_cannot_read_is_a_clear_error(model, name, message, t
 
 
 def test_unknown_task_and_wrong_task_for_the_data_are_clear_errors(tmp_path):
-    with pytest.raises(ConfigError, match="Unknown task 'translate'. Known tasks: .*classify"):
-        archlab.train("cnn", task="translate", run_dir=tmp_path / "a")
+    with pytest.raises(ConfigError, match="Unknown task 'paint'. Known tasks: .*classify"):
+        archlab.train("cnn", task="paint", run_dir=tmp_path / "a")
     with pytest.raises(ConfigError, match="Task 'classify' has no setting"):
         archlab.train("lstm", data="spam", task_args={"horizon": 3}, run_dir=tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -22,12 +22,15 @@ def test_forward_backward_finite(name):
     torch.manual_seed(0)
     model = tiny(name)
     info = get_model_info(name)
-    outputs = model(*info.example_inputs(4))
+    inputs = info.example_inputs(4)
+    outputs = model(*inputs)
     out = outputs[0] if isinstance(outputs, tuple) else outputs
     assert out.shape[0] == 4 and torch.isfinite(out).all()
     if info.task == "classify":
         assert out.shape == (4, 10)
         F.cross_entropy(out, torch.arange(4)).backward()
+    elif hasattr(model, "discriminate"):  # a GAN: through the discriminator too, so that both networks are reached
+        (out.float().pow(2).mean() + model.discriminate(out, *inputs[1:]).float().pow(2).mean()).backward()
     else:  # any scalar that depends on every output reaches every parameter
         out.float().pow(2).mean().backward()
     for pname, param in model.named_parameters():

@@ -101,6 +101,10 @@ def _ensure_loaded() -> None:
     from archlab.models import transformer  # noqa: F401
     from archlab.models import vit  # noqa: F401
     from archlab.models import transformer_xl  # noqa: F401
+    from archlab.models import diffusion  # noqa: F401
+    from archlab.models import gan  # noqa: F401
+    from archlab.models import cyclegan  # noqa: F401
+    from archlab.models import autoencoder  # noqa: F401
 
 
 def list_models() -> list[ModelInfo]:

@@ -133,3 +133,82 @@ class SeedTransformer(nn.Module):
         output = self.transformer_encoder(src, self.src_mask)
         output = self.decoder(output)
         return output.transpose(0, 1)[:, -tokens.shape[1]:], history
+
+
+from archlab.models.gan import GanModel, gan_example  # noqa: E402  (the seed GAN keeps the GAN models' contract)
+
+
+@register_model("seed-gan", family="seed", task="gan", tasks=("gan",), input_kind="latent", input_shape=(100,),
+                tiny={}, example=gan_example(100),
+                description="the seed listing, faithful: MLP GAN 100→256→512→784 (tanh) / 784→512→256→1 (sigmoid), BCE")
+class SeedGan(GanModel):
+    """The seed GAN listing: two MLPs, BCE loss, the generator updated first.
+
+    Generator: z ∈ R^100 ~ N(0, I) → Linear(100→256) → ReLU → Linear(256→512) → ReLU → Linear(512→784) → Tanh →
+    reshape (1, 28, 28). Discriminator: flatten 784 → Linear(784→512) → LeakyReLU(0.2) → Linear(512→256) →
+    LeakyReLU(0.2) → Linear(256→1) → Sigmoid. Trained (recipe ``mnist-seed-gan``, task loss ``seed``) with BCELoss, Adam
+    2e-4, betas (0.5, 0.999) for both networks, images in [-1, 1], batch 64, 10 epochs; in each step first the
+    generator (fresh z, target 1), then the discriminator on real (target 1) and on the same generated batch
+    detached (target 0), its loss the mean of the two.
+
+    As written, ``discriminate`` returns the Sigmoid's probabilities, not logits (the ``seed`` loss takes them
+    through BCELoss); ``discriminator_features`` are the 256 activations before the last Linear.
+    """
+
+    default_loss = "seed"
+
+    def __init__(self, latent_dim: int = 100) -> None:
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, 0
+        self.generator = nn.Sequential(
+            nn.Linear(latent_dim, 256), nn.ReLU(),
+            nn.Linear(256, 512), nn.ReLU(),
+            nn.Linear(512, 784), nn.Tanh(),
+        )
+        self.discriminator = nn.Sequential(
+            nn.Linear(784, 512), nn.LeakyReLU(0.2),
+            nn.Linear(512, 256), nn.LeakyReLU(0.2),
+            nn.Linear(256, 1), nn.Sigmoid(),
+        )
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.generator(z).view(-1, 1, 28, 28)
+
+    def discriminator_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.discriminator[:4](images.flatten(1))
+
+    def discriminate(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        return self.discriminator(images.flatten(1)).squeeze(1)
+
+
+@register_model("seed-diffuser", family="seed", task="diffusion", tasks=("diffusion",),
+                example=lambda batch: (torch.randn(batch, 1, 28, 28), torch.randint(1, 1000, (batch,))),
+                tiny={"model_dim": 4},
+                description="the seed 'diffuser' listing, faithful: three 3×3 convs, output scaled by t/1000 "
+                            "(no time embedding), trained to predict the noise")
+class SeedDiffuser(nn.Module):
+    """The seed listing ``DiffusionModel(model_dim)``: not a diffusion model by itself, kept as written.
+
+    Conv2d(1→model_dim, 3×3, pad 1) → ReLU → Conv2d(model_dim→2·model_dim, 3×3, pad 1) → ReLU →
+    Conv2d(2·model_dim→1, 3×3, pad 1), the output multiplied by t/1000 ("scale output according to the diffusion
+    time step t"). "Training and details omitted": archlab trains it the only sensible way, as the noise
+    predictor of a standard schedule (``--task diffusion``), t being the 0-based timestep index. The network never
+    sees t except through that final scale, so it cannot tell a slightly noisy image from pure noise, and its
+    prediction is forced towards 0 at small t whatever the input: see the report section of a seed-diffuser run.
+    ``model_dim`` is not given in the listing; 64 here. Labels are accepted and ignored (unconditional).
+    """
+
+    num_classes = 0
+
+    def __init__(self, model_dim: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, model_dim, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(model_dim, model_dim * 2, kernel_size=3, padding=1)
+        self.conv3 = nn.Conv2d(model_dim * 2, 1, kernel_size=3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        x = self.conv3(x)
+        return x * (t.to(x.dtype).reshape(-1, 1, 1, 1) / 1000)

@@ -4,6 +4,7 @@ from archlab.nn.activations import ACTIVATIONS, check_activation, make_activatio
 from archlab.nn.attention import ATTENTIONS, BahdanauAttention, LuongAttention, masked_softmax
 from archlab.nn.positional import SinusoidalPositionalEncoding, sinusoidal_table
 from archlab.nn.sparse_attention import PATTERNS, causal_attention, pattern_mask
+from archlab.nn.unet import SelfAttention2d, TimeEmbedding, TimeResBlock, timestep_embedding
 from archlab.nn.init import INIT_SCHEMES, activation_gain, check_init, init_weights
 from archlab.nn.residual import (
     SHORTCUTS,
@@ -41,4 +42,5 @@ __all__ = [
     "PATTERNS",
     "causal_attention",
     "pattern_mask",
+    "SelfAttention2d", "TimeEmbedding", "TimeResBlock", "timestep_embedding",
 ]

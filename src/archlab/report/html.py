@@ -17,9 +17,12 @@ from archlab.io import atomic_write_bytes
 from archlab.report import analysis_sections, sections
 from archlab.report.hidden_states import hidden_states
 from archlab.report.attention import attention_section
+from archlab.report.diffusion import diffusion_section
 from archlab.report.forecast import forecast_section
+from archlab.report.gan import gan_section
 from archlab.report.language import language_section
 from archlab.report.seq2seq import seq2seq_section
+from archlab.report.translate import anomaly_section, reconstruct_section, translate_section
 from archlab.report.vit import vit_attention_section
 from archlab.report.figures import figure_to_png
 from archlab.report.run_files import read_run_files
@@ -62,6 +65,11 @@ def build_report(run_dir: str | Path) -> Path:
         attention_section(run, embed),
         forecast_section(run, embed),
         seq2seq_section(run, embed),
+        gan_section(run, embed),
+        diffusion_section(run, embed),
+        anomaly_section(run, embed),
+        translate_section(run, embed),
+        reconstruct_section(run, embed),
         sections.grad_norms(run, embed),
         analysis_sections.inside_network(run, embed),
         vit_attention_section(run, embed),
