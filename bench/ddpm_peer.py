@@ -42,7 +42,8 @@ from common import append_rows, cpu_model  # noqa: E402
 
 import archlab  # noqa: E402
 from archlab.data import load_image_data  # noqa: E402
-from archlab.metrics.generative import score_images, to_judge_range  # noqa: E402
+from archlab.data.splits import signed  # noqa: E402
+from archlab.metrics.generative import score_images  # noqa: E402
 
 DIFFUSERS_VERSION = "0.42.1"
 PEER = {"widths": (16, 32, 64), "layers_per_block": 1, "groups": 8, "head_dim": 16, "batch": 16, "lr": 1e-4,
@@ -162,7 +163,7 @@ def run_archlab(args: argparse.Namespace, folder: Path) -> tuple[torch.Tensor, d
 
 
 def run_peer(args: argparse.Namespace) -> tuple[torch.Tensor, dict]:
-    images = to_judge_range(load_image_data("mnist", None, 5000, args.seed).train.images)  # archlab's training split
+    images = signed(load_image_data("mnist", None, 5000, args.seed).train.images)  # archlab's training split
     seconds_per_step = peer_speed(images, args.seed)
     trainer = PeerTrainer(images, math.ceil(args.budget / seconds_per_step), args.seed)
     wall = trainer.train_for(args.budget)

@@ -6,51 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from archlab import cli
-from archlab.errors import ArchlabError, ConfigError
-
-
-def read_image(path: Path, shape: tuple[int, int] = (28, 28)) -> tuple[torch.Tensor, list[str]]:
-    """A greyscale image file or .npy array of exactly ``shape`` → [1, 1, H, W] in [-1, 1], and notes.
-
-    A light background is inverted (the domains are light strokes on black). Other sizes are refused: a
-    resized image would not be the image the user meant to translate.
-    """
-    notes: list[str] = []
-    if not path.is_file():
-        raise ArchlabError(f"{path} does not exist. Pass a PNG/JPEG file or a .npy array of {shape[1]}×{shape[0]} pixels.")
-    if path.suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-        array = array.reshape(array.shape[-2:]) if array.ndim > 2 and int(np.prod(array.shape[:-2])) == 1 else array
-        if array.dtype != np.uint8:
-            if array.min() < -1.001 or array.max() > 255:
-                raise ConfigError(f"{path}: values must be uint8 pixels or floats in [-1, 1] or [0, 1].")
-            array = array * 255.0 if array.max() <= 1.0 and array.min() >= 0 else array
-            array = (array + 1) * 127.5 if array.min() < 0 else array
-    else:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as image:
-                if image.mode != "L":
-                    notes.append(f"converted mode {image.mode} to greyscale")
-                array = np.asarray(image.convert("L"))
-        except (UnidentifiedImageError, OSError) as err:
-            raise ArchlabError(f"Cannot read {path} as an image ({err}). Pass a PNG/JPEG file or a .npy array.") from err
-    if array.ndim != 2 or tuple(array.shape) != shape:
-        raise ConfigError(f"{path} is {'×'.join(str(s) for s in array.shape[::-1])} pixels; the run translates "
-                          f"{shape[1]}×{shape[0]} greyscale images. Resize it first.")
-    array = np.asarray(array, dtype=np.float32)
-    if array.mean() > 127:
-        notes.append("inverted a light background to match the domains (light strokes on black)")
-        array = 255.0 - array
-    return torch.from_numpy(array / 127.5 - 1.0)[None, None], notes
+from archlab.image_files import read_image
+from archlab.errors import ConfigError
 
 
 def print_translate_summary(summary: dict[str, Any]) -> None:
@@ -92,7 +55,7 @@ def translate_command(
         raise ConfigError(f"Unknown --direction {direction!r}: use ab (domain A → B) or ba (B → A).")
     loaded = translation_model(run_dir)
     shape = tuple(loaded.meta.get("input_shape", (1, 28, 28)))[1:]
-    x, notes = read_image(image, shape)
+    x, notes = read_image(image, shape, invert_light=True)
     there = translate_images(loaded, x, direction)
     back = translate_images(loaded, there, "ba" if direction == "ab" else "ab")
     save_image_grid(torch.cat([x, there, back]), out, nrow=3, scale=4)

@@ -13,6 +13,7 @@ from typing import Callable
 import torch
 
 from archlab.errors import ArchlabError
+from archlab.image_files import read_image, write_png  # noqa: F401  (write_png: re-exported for the CLI)
 from archlab.runs import META, check_run_dir, read_json
 
 SAMPLERS: dict[str, str] = {
@@ -80,31 +81,6 @@ def sample_diffusion(run_dir: str | Path, n: int, *, class_label: int | None = N
                     guidance=guidance, seed=seed, progress=progress)
 
 
-def read_png(path: str | Path) -> torch.Tensor:
-    """A PNG/JPEG as ``[1, 1, H, W]`` in [-1, 1] (greyscale; white digits on black, as the training images)."""
-    import numpy as np
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            array = np.asarray(image.convert("L"), dtype=np.float32)
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
-        raise ArchlabError(f"Cannot read {path} as an image ({err}). Pass a PNG or JPEG file.") from err
-    return torch.from_numpy(array)[None, None] / 127.5 - 1.0
-
-
-def write_png(image: torch.Tensor, path: str | Path) -> Path:
-    """One image ``[1, 1, H, W]`` (or ``[1, H, W]``) in [-1, 1] as a greyscale PNG of its own size, atomically."""
-    from PIL import Image
-
-    from archlab.io import atomic_path
-
-    pixels = ((image.detach().float().cpu().clamp(-1, 1).reshape(image.shape[-2:]) + 1) * 127.5).round()
-    with atomic_path(path) as tmp:
-        Image.fromarray(pixels.to(torch.uint8).numpy(), mode="L").save(tmp, format="PNG")
-    return Path(path)
-
-
 ENHANCEMENTS = ("inpaint", "denoise", "upscale")
 
 
@@ -122,18 +98,19 @@ def enhance(run_dir: str | Path, image: str | Path, *, inpaint: str | Path | Non
         raise ArchlabError("Choose exactly one enhancement: --inpaint MASK, --denoise or --upscale"
                            + (f" (got {', '.join(chosen)})." if chosen else "."))
     model = load_diffusion(run_dir)
-    picture = read_png(image)
+    picture, notes = read_image(image, invert_light=True)
     common = {"steps": steps, "sampler": sampler, "seed": seed, "progress": progress}
     if inpaint is not None:
-        mask = read_png(inpaint) > 0.0  # white (> mid-grey) marks the pixels to generate
+        mask = read_image(inpaint)[0] > 0.0  # white (> mid-grey) marks the pixels to generate
         result = enhancement.inpaint(model, picture, mask, resample=resample, **common)
-        return result, [f"regenerated {int(mask.sum())} of {mask.numel()} pixels (white in the mask)"]
+        return result, [*notes, f"regenerated {int(mask.sum())} of {mask.numel()} pixels (white in the mask)"]
     if denoise:
         if sigma is not None and not 0.0 <= sigma <= 1.0:
             raise ArchlabError(f"--sigma is the noise's standard deviation in [0, 1] pixel units, got {sigma}.")
         result, used = enhancement.denoise(model, picture, None if sigma is None else 2.0 * sigma, **common)
         how = "given" if sigma is not None else "estimated from the image"
-        return result, [f"noise sigma {used / 2:.3f} in [0, 1] pixel units ({how}); reverse process from "
+        return result, [*notes, f"noise sigma {used / 2:.3f} in [0, 1] pixel units ({how}); reverse process from "
                         f"t = {model.schedule.index_for_noise_level(used)}"]
     result = enhancement.upscale(model, picture, **common)
-    return result, [f"upscaled {tuple(picture.shape[-2:])} to {tuple(result.shape[-2:])}; its 2×2 means match the input"]
+    return result, [*notes, f"upscaled {tuple(picture.shape[-2:])} to {tuple(result.shape[-2:])}; its 2×2 means "
+                            "match the input"]

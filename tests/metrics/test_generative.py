@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from archlab.data.splits import signed
 from archlab.errors import ConfigError
 from archlab.metrics import generative as G
 from archlab.report.image_grid import grid_array, image_grid, save_image_grid
@@ -104,16 +105,16 @@ def mnist():
 
 def test_test_split_covers_every_digit_and_one_digit_covers_one(mnist):
     _, test = mnist
-    histogram, bits = G.class_coverage(G.to_judge_range(test.images), "mnist")
+    histogram, bits = G.class_coverage(signed(test.images), "mnist")
     assert bits > 3.3 and bits <= LOG2_10 + 1e-9  # the test split is nearly balanced (892..1135 per digit)
-    sevens = G.to_judge_range(test.images[test.labels == 7][:500])
+    sevens = signed(test.images[test.labels == 7][:500])
     histogram, bits = G.class_coverage(sevens, "mnist")
     assert histogram[7] > 0.98 and bits < 0.2
 
 
 def test_noise_scores_far_worse_than_real_digits(mnist):
     train, _ = mnist
-    real = G.score_images(G.to_judge_range(train.images[:1000]), "mnist")
+    real = G.score_images(signed(train.images[:1000]), "mnist")
     noise = G.score_images(torch.rand(1000, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1, "mnist")
     assert real["n"] == noise["n"] == 1000
     assert noise["fid"] > 20 * real["fid"] and noise["kid_mean"] > 20 * max(real["kid_mean"], 1e-3)
@@ -123,7 +124,7 @@ def test_noise_scores_far_worse_than_real_digits(mnist):
 
 def test_score_images_uses_the_first_n_and_refuses_more_than_given(mnist):
     train, _ = mnist
-    images = G.to_judge_range(train.images[:300])
+    images = signed(train.images[:300])
     assert G.score_images(images, "mnist", n=100)["n"] == 100
     with pytest.raises(ConfigError, match="n=400"):
         G.score_images(images, "mnist", n=400)

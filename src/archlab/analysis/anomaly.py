@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from archlab.data.splits import signed
 from archlab.errors import ArchlabError, ConfigError
 from archlab.io import atomic_write_json
 from archlab.runs import CONFIG, LoadedModel, load_model
@@ -194,7 +195,7 @@ def scored_test_images(data: str, n: int | None, seed: int = 0, data_dir: str | 
     if n is not None and not 2 <= n <= len(test):
         raise ConfigError(f"--n must be between 2 and {len(test)} (the test split), got {n}.")
     index = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:n].sort().values
-    return test.images[index].float() / 127.5 - 1.0, test.labels[index]
+    return signed(test.images[index]), test.labels[index]
 
 
 @dataclass

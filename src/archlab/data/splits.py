@@ -8,6 +8,7 @@ the training part *after* the split, so no validation pixel leaks into them.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ class TensorSplit:
         """The samples at ``index`` (a 1-d index tensor), as a new split."""
         return TensorSplit(self.images[index], self.labels[index])
 
+    def without_class(self, label: int | None) -> TensorSplit:
+        """The split without the samples of class ``label`` (itself when ``label`` is None)."""
+        return self if label is None else self.subset(torch.nonzero(self.labels != label).flatten())
+
 
 @dataclass
 class ImageData:
@@ -45,6 +50,20 @@ class ImageData:
     classes: tuple[str, ...]
     mean: float
     std: float
+
+
+def holding_out(data: ImageData, label: int | None) -> ImageData:
+    """``data`` without class ``label`` in its training and validation splits (the test split keeps it)."""
+    if label is None:
+        return data
+    if not 0 <= label < len(data.classes):
+        raise ConfigError(f"holdout_class must be a class of {data.name}: 0 to {len(data.classes) - 1}, got {label}.")
+    return dataclasses.replace(data, train=data.train.without_class(label), val=data.val.without_class(label))
+
+
+def signed(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels → float in [-1, 1] (x / 127.5 - 1): the range every generative model here reads and draws."""
+    return images_uint8.float() / 127.5 - 1.0
 
 
 def pixel_stats(images: torch.Tensor) -> tuple[float, float]:

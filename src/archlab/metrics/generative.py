@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archlab.data.splits import signed
 from archlab.errors import ConfigError
 from archlab.metrics.judge import JUDGES_DIR, Judge, load_judge
 
@@ -60,10 +61,6 @@ def judge_for(data: str, folder: str | Path = JUDGES_DIR) -> Judge:
     return _JUDGES[key]
 
 
-def to_judge_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels [0, 255] → float [-1, 1], the convention of every generative model here."""
-    return images_uint8.float() / 127.5 - 1.0
-
 
 def real_features(data: str, data_dir: str | Path | None = None,
                   folder: str | Path = JUDGES_DIR) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,7 +70,7 @@ def real_features(data: str, data_dir: str | Path | None = None,
     key = (data, str(data_dir or ""), str(Path(folder).resolve()))
     if key not in _REAL:
         _, test, _ = load_raw(data, data_dir)
-        _REAL[key] = judge_for(data, folder).embed(to_judge_range(test.images))
+        _REAL[key] = judge_for(data, folder).embed(signed(test.images))
     return _REAL[key]
 
 
@@ -221,5 +218,5 @@ def reference_scores(data: str, n: int = 10_000, *, data_dir: str | Path | None 
     generator = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(train), generator=generator)[:n]
     noise = torch.rand(n, 1, 28, 28, generator=generator) * 2 - 1
-    return {"train": score_images(to_judge_range(train.images[pick]), data, data_dir=data_dir, seed=seed, folder=folder),
+    return {"train": score_images(signed(train.images[pick]), data, data_dir=data_dir, seed=seed, folder=folder),
             "noise": score_images(noise, data, data_dir=data_dir, seed=seed, folder=folder)}

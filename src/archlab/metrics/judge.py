@@ -31,6 +31,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from archlab.data.splits import signed
 from archlab.errors import ArchlabError, ConfigError
 from archlab.io import atomic_path, atomic_write_json
 
@@ -221,5 +222,5 @@ def judge_accuracy(judge: Judge, data: str, data_dir: str | Path | None = None) 
     from archlab.data import load_raw
 
     _, test, _ = load_raw(data, data_dir)
-    _, logits = judge.embed(test.images.float() / 127.5 - 1.0)
+    _, logits = judge.embed(signed(test.images))
     return float((logits.argmax(1) == test.labels).float().mean())

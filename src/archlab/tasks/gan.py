@@ -28,6 +28,7 @@ import torch
 
 from archlab.config import TrainConfig
 from archlab.data import BatchLoader, ImageData, TensorSplit, load_image_data
+from archlab.data.splits import holding_out, signed
 from archlab.data.fetch import get_spec
 from archlab.errors import ArchlabError, ConfigError
 from archlab.io import atomic_write_json
@@ -99,14 +100,6 @@ class GanData:
     holdout_class: int | None
 
 
-def without_class(split: TensorSplit, label: int | None) -> TensorSplit:
-    return split if label is None else split.subset(torch.nonzero(split.labels != label).squeeze(1))
-
-
-def to_signed(images_uint8: torch.Tensor) -> torch.Tensor:
-    return images_uint8.float() / 127.5 - 1.0
-
-
 _JUDGES: dict[str, Any] = {}
 
 
@@ -157,8 +150,7 @@ class GanDef(TaskDef):
         if tuple(data.train.images.shape[1:]) != (1, 28, 28):
             raise ConfigError(f"GAN models draw 1×28×28 images; --data {config.data} has images of shape "
                               f"{tuple(data.train.images.shape[1:])}.")
-        images = dataclasses.replace(data, train=without_class(data.train, o.holdout_class),
-                                     val=without_class(data.val, o.holdout_class))
+        images = holding_out(data, o.holdout_class)
         present = tuple(int(c) for c in torch.unique(images.train.labels).tolist())
         return GanData(images, config.model, present, o.holdout_class)
 
@@ -205,7 +197,7 @@ class GanDef(TaskDef):
         settings = self.resolve(config, data, model)
         reference = data.images.val if len(data.images.val) >= 2 else data.images.train
         picked = reference.images[: settings.monitor_samples]
-        return GanTask(model, optim, settings, judge_or_none(config.data), to_signed(picked))
+        return GanTask(model, optim, settings, judge_or_none(config.data), signed(picked))
 
     # --- artifacts --------------------------------------------------------------------------------------
     def meta(self, config: TrainConfig, data: GanData) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from torch import nn
 
 from archlab.config import TrainConfig
 from archlab.data import BatchLoader, ImageData, TensorSplit, load_image_data
+from archlab.data.splits import holding_out
 from archlab.errors import ConfigError
 from archlab.io import atomic_path
 from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, register_task
@@ -32,22 +33,6 @@ from archlab.tasks.base import OptimSettings, TaskDef, TaskModule, register_task
 RECONSTRUCTIONS = "reconstructions.npz"  # test images, their reconstructions (first 16) and every error
 # Images in [-1, 1]: pixel = 0.5 + 0.5 · x.
 GENERATIVE_NORMALIZATION = {"mean": 0.5, "std": 0.5}
-
-
-def without_class(split: TensorSplit, holdout: int | None) -> TensorSplit:
-    """``split`` without the images of class ``holdout`` (unchanged when it is None)."""
-    if holdout is None:
-        return split
-    return split.subset(torch.nonzero(split.labels != holdout).flatten())
-
-
-def holdout_data(data: ImageData, holdout: int | None) -> ImageData:
-    """``data`` with class ``holdout`` removed from the training and validation splits; test untouched."""
-    if holdout is None:
-        return data
-    if not 0 <= holdout < len(data.classes):
-        raise ConfigError(f"holdout_class must be a class of {data.name}: 0 to {len(data.classes) - 1}, got {holdout}.")
-    return dataclasses.replace(data, train=without_class(data.train, holdout), val=without_class(data.val, holdout))
 
 
 @dataclass
@@ -118,7 +103,7 @@ class ReconstructDef(TaskDef):
 
     def load(self, config: TrainConfig) -> ImageData:
         data = load_image_data(config.data, config.data_dir, config.val_size, config.seed)
-        return holdout_data(data, self.settings(config).holdout_class)
+        return holding_out(data, self.settings(config).holdout_class)
 
     def model_args(self, config: TrainConfig, data: ImageData) -> dict[str, Any]:
         _, channels, height, _ = data.train.images.shape

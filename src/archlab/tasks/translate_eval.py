@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from archlab.data.domains import Domain, DomainPair, get_domain, load_domain_pair
+from archlab.data.splits import signed
 from archlab.errors import ArchlabError, ConfigError
 from archlab.io import atomic_path, atomic_write_json
 from archlab.runs import SUMMARY, LoadedModel, load_model, read_json
@@ -33,10 +34,6 @@ DIRECTIONS = ("ab", "ba")
 _REFERENCE: dict[tuple[str, str], torch.Tensor] = {}
 
 
-def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
-    return images_uint8.float() / 127.5 - 1.0
-
-
 def domain_features(domain: Domain, data_dir: str | Path | None = None) -> torch.Tensor:
     """Judge features of the domain's test images (its source's test split, transformed); cached per process."""
     from archlab.data import load_raw
@@ -45,7 +42,7 @@ def domain_features(domain: Domain, data_dir: str | Path | None = None) -> torch
     key = (domain.name, str(data_dir or ""))
     if key not in _REFERENCE:
         _, test, _ = load_raw(domain.source, data_dir)
-        _REFERENCE[key] = judge_for(domain.source).embed(to_unit_range(domain.apply(test.images)))[0]
+        _REFERENCE[key] = judge_for(domain.source).embed(signed(domain.apply(test.images)))[0]
     return _REFERENCE[key]
 
 
@@ -83,9 +80,9 @@ def reference_scores(data: DomainPair, n: int, data_dir: str | Path | None = Non
     """The scale of the figures: FID of n real B training images against B's test images (the floor at this n)
     and, when A and B share their classes, the judge's accuracy on B's test images (the content ceiling)."""
     pick = torch.randperm(len(data.train_b), generator=torch.Generator().manual_seed(0))[:n]
-    reference = {"reference_fid": domain_scores(to_unit_range(data.train_b.images[pick]), data.domain_b, data_dir)["fid"]}
+    reference = {"reference_fid": domain_scores(signed(data.train_b.images[pick]), data.domain_b, data_dir)["fid"]}
     if data.domain_a.source == data.domain_b.source:
-        reference["reference_content_acc"] = judge_accuracy(to_unit_range(data.test_b.images), data.test_b.labels,
+        reference["reference_content_acc"] = judge_accuracy(signed(data.test_b.images), data.test_b.labels,
                                                             data.domain_b.source)
     return reference
 
@@ -116,7 +113,7 @@ def translation_outputs(run_dir: Path, data: DomainPair, model: nn.Module, test_
     grids = {}
     for direction, split in (("ab", data.test_a), ("ba", data.test_b)):
         pick = one_of_each_class(split.labels)
-        grids[direction] = round_trips(model, to_unit_range(split.images[pick]).to(device), direction).cpu()
+        grids[direction] = round_trips(model, signed(split.images[pick]).to(device), direction).cpu()
         save_image_grid(grids[direction], run_dir / (GRID_AB if direction == "ab" else GRID_BA), nrow=len(pick))
     model.train(was_training)
     with atomic_path(run_dir / SAMPLES_NPZ) as tmp, open(tmp, "wb") as handle:
@@ -156,7 +153,7 @@ def evaluate_translation(run_dir: Path, loaded: LoadedModel, data_dir: str | Pat
     """``archlab eval`` of a translation run: the test figures again from the saved weights (summary refreshed)."""
     meta, model = loaded.meta, translation_model(loaded).model
     data = load_domain_pair(meta["domain_a"], meta["domain_b"], data_dir)
-    a = to_unit_range(data.test_a.images)
+    a = signed(data.test_a.images)
     with torch.no_grad():
         fake_b = torch.cat([model.g_ab(a[i:i + 500]) for i in range(0, len(a), 500)])
         rec_a = torch.cat([model.g_ba(fake_b[i:i + 500]) for i in range(0, len(a), 500)])
