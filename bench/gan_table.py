@@ -37,7 +37,7 @@ def run_model(model: str, budget: float, samples: int, workdir: Path) -> dict:
                         report=False, progress=False)
     summary = run.summary
     test = summary["test_metrics"]
-    return {"model": model, "fid": test["fid"], "kid": test["kid"], "kid_std": test["kid_std"],
+    return {"model": model, "fid": test["fid"], "kid": test["kid_mean"], "kid_std": test["kid_std"],
             "is": test["inception_score"], "coverage": test["coverage_entropy"], "steps": summary["steps"],
             "epochs": summary["epochs"], "train_seconds": summary["wall_seconds"], "params": summary["params"],
             "seconds": time.perf_counter() - start, "warnings": len(summary.get("gan_warnings") or [])}

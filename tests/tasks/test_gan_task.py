@@ -74,7 +74,7 @@ def test_outputs_summary_and_history_of_a_conditional_run(judged, tmp_path):
     run = _train("cgan", judged, tmp_path, steps=6, task_args={"instance_noise": 0.3, "label_smoothing": 0.1})
     summary = run.summary
     assert summary["task"] == "gan" and summary["headline"] == "fid"
-    assert {"fid", "kid", "inception_score", "coverage_entropy"} <= set(summary["test_metrics"])
+    assert {"fid", "kid_mean", "inception_score", "coverage_entropy"} <= set(summary["test_metrics"])
     assert len(summary["class_histogram"]) == 10 and sum(summary["class_histogram"]) == pytest.approx(1.0)
     for name in ("samples.png", "class_grid.png", "interpolation.png", "gan_history.json"):
         assert (run.path / name).stat().st_size > 100, name
@@ -149,10 +149,10 @@ def test_eval_rescores_a_gan_run(judged, tmp_path, monkeypatch):
     monkeypatch.setattr(gan_sampling.evaluate_gan, "__defaults__", (None, 30, 0))
     run = _train("dcgan", judged, tmp_path, steps=2)
     metrics = evaluate(run.path)
-    assert metrics["samples"] == 30 and metrics["fid"] >= 0 and len(metrics["class_histogram"]) == 10
+    assert metrics["n"] == 30 and metrics["fid"] >= 0 and len(metrics["class_histogram"]) == 10
     lines = describe_evaluation(run.path, metrics)
     assert "FID" in lines[0] and "coverage" in lines[1]
-    assert json.loads((run.path / "summary.json").read_text())["test_metrics"]["samples"] == 30
+    assert json.loads((run.path / "summary.json").read_text())["test_metrics"]["n"] == 30
 
 
 def test_report_section_of_a_gan_run_and_none_for_a_classifier(judged, tmp_path):

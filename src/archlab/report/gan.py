@@ -46,7 +46,7 @@ def _picture(path: Path, caption: str) -> str:
 def _scores(run: RunFiles, settings: dict[str, Any]) -> str:
     test = run.summary.get("test_metrics") or {}
     rows = [["FID (lower is better)", fmt_number(test.get("fid"), 2)],
-            ["KID", f"{fmt_number(test.get('kid'), 4)} ± {fmt_number(test.get('kid_std'), 4)}"],
+            ["KID", f"{fmt_number(test.get('kid_mean'), 4)} ± {fmt_number(test.get('kid_std'), 4)}"],
             ["Inception Score (judge's classes; 10 is perfect)",
              f"{fmt_number(test.get('inception_score'), 2)} ± {fmt_number(test.get('inception_score_std'), 2)}"],
             ["class coverage (bits; 3.32 = all ten equally)", fmt_number(test.get("coverage_entropy"), 2)],

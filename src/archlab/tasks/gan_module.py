@@ -281,7 +281,7 @@ class GanTask(TaskModule):
         s = self.settings
         samples = self.sample(s.eval_samples, seed=s.seed + 2)
         self.test_scores = score_images(samples.cpu(), s.data, data_dir=s.data_dir, seed=s.seed)
-        self.log_dict({"test_fid": self.test_scores["fid"], "test_kid": self.test_scores["kid_mean"],
+        self.log_dict({"test_fid": self.test_scores["fid"], "test_kid_mean": self.test_scores["kid_mean"],
                        "test_kid_std": self.test_scores["kid_std"],
                        "test_inception_score": self.test_scores["inception_score"],
                        "test_inception_score_std": self.test_scores["inception_score_std"],

@@ -161,10 +161,10 @@ def evaluate_gan(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None
 
     images = sample_gan(loaded, samples, seed=seed)
     scores = score_images(images, loaded.meta["data"], data_dir=data_dir, seed=seed)
-    metrics = {"fid": scores["fid"], "kid": scores["kid_mean"], "kid_std": scores["kid_std"],
+    metrics = {"fid": scores["fid"], "kid_mean": scores["kid_mean"], "kid_std": scores["kid_std"],
                "inception_score": scores["inception_score"], "inception_score_std": scores["inception_score_std"],
                "coverage_entropy": scores["coverage_entropy"], "class_histogram": scores["class_histogram"],
-               "samples": scores["n"]}
+               "n": scores["n"]}
     summary_path = Path(run_dir) / SUMMARY
     summary = read_json(summary_path, "") if summary_path.is_file() else {"model": loaded.meta["model"]}
     summary["test_metrics"] = {k: v for k, v in metrics.items() if k != "class_histogram"}
@@ -176,7 +176,7 @@ def evaluate_gan(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None
 def describe_gan(metrics: dict[str, Any]) -> list[str]:
     """The lines ``archlab eval`` prints for a GAN run."""
     histogram = " ".join(f"{share:.2f}" for share in metrics.get("class_histogram") or [])
-    return [f"FID {metrics['fid']:.2f}, KID {metrics['kid']:.4f} ± {metrics['kid_std']:.4f}, "
+    return [f"FID {metrics['fid']:.2f}, KID {metrics['kid_mean']:.4f} ± {metrics['kid_std']:.4f}, "
             f"IS {metrics['inception_score']:.2f} ± {metrics['inception_score_std']:.2f} "
-            f"({metrics['samples']} samples against the test split)",
+            f"({metrics['n']} samples against the test split)",
             f"class coverage {metrics['coverage_entropy']:.2f} bits of 3.32; classes: {histogram}"]
