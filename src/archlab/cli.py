@@ -286,17 +286,26 @@ def _print_diagnostics(diagnostics: dict[str, Any]) -> None:
 def eval_command(
     run_dir: Path = typer.Argument(..., help="A run directory."),
     data_dir: Optional[Path] = typer.Option(None, help="Data cache folder."),
+    samples: Optional[int] = typer.Option(None, "--samples", min=2, help="Generative runs: how many samples to score "
+                                          "(default: the run's own, 10,000)."),
+    sampler: Optional[str] = typer.Option(None, help="Diffusion runs: ddpm or ddim (default: the run's own)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Diffusion runs: sampling steps (ddim)."),
+    eta: Optional[float] = typer.Option(None, help="Diffusion runs: DDIM's eta, 0 (deterministic) to 1."),
+    guidance: Optional[float] = typer.Option(None, help="Conditional diffusion runs: classifier-free guidance scale."),
+    seed: Optional[int] = typer.Option(None, help="Generative runs: seed of the samples."),
 ) -> None:
     """Re-evaluate a run's saved weights on its held-out data; refreshes summary.json.
 
     Image classifiers: test accuracy and loss (predictions refreshed too). Language models: validation and test
-    loss in nats and bits per character.
+    loss in nats and bits per character. GAN and diffusion runs: FID, KID, Inception Score and class coverage of
+    fresh samples, judged offline.
 
-    Example: archlab eval runs/cnn-mnist/20261123-101500
+    Example: archlab eval runs/ddpm-mnist/20261123-101500 --sampler ddim --steps 20 --samples 2000
     """
     from archlab.inference import describe_evaluation, evaluate
 
-    metrics = evaluate(run_dir, data_dir)
+    metrics = evaluate(run_dir, data_dir, n=samples, sampler=sampler, steps=steps, eta=eta, guidance=guidance,
+                       seed=seed)
     for line in describe_evaluation(run_dir, metrics):
         console.print(escape(line))
 

@@ -119,8 +119,9 @@ def _translate():
 class Evaluator:
     """How `eval` re-scores a run of one task, and how its figures read as lines of text."""
 
-    evaluate: Callable[[Path, LoadedModel, str | Path | None], dict[str, Any]]
+    evaluate: Callable[..., dict[str, Any]]  # (run_dir, loaded, data_dir, **options) → metrics
     describe: Callable[[dict[str, Any]], list[str]]
+    options: tuple[str, ...] = ()  # the keyword options its evaluate takes (eval --samples, --steps...)
 
 
 # The run's meta["task"] → its evaluator. A task that can be re-scored adds one entry.
@@ -128,9 +129,11 @@ EVALUATORS: dict[str, Evaluator] = {
     "classify": Evaluator(evaluate_image_classifier,
                           lambda m: [f"test accuracy {m['accuracy']:.4f}, test loss {m['loss']:.4f}"]),
     "language": Evaluator(_evaluate_language, _describe_language),
-    "gan": Evaluator(lambda *args: _gan().evaluate_gan(*args), lambda metrics: _gan().describe_gan(metrics)),
-    "diffusion": Evaluator(lambda *args: _diffusion().evaluate_diffusion(*args),
-                           lambda metrics: _diffusion().describe_diffusion(metrics)),
+    "gan": Evaluator(lambda *args, **kw: _gan().evaluate_gan(*args, **kw), lambda metrics: _gan().describe_gan(metrics),
+                     ("n", "seed")),
+    "diffusion": Evaluator(lambda *args, **kw: _diffusion().evaluate_diffusion(*args, **kw),
+                           lambda metrics: _diffusion().describe_diffusion(metrics),
+                           ("n", "sampler", "steps", "eta", "guidance", "seed")),
     "translate": Evaluator(lambda *args: _translate().evaluate_translation(*args),
                            lambda metrics: _translate().describe_translation(metrics)),
 }
@@ -144,15 +147,25 @@ def _evaluator(meta: dict[str, Any], run_dir: Path) -> Evaluator:
     return EVALUATORS[task]
 
 
-def evaluate(run_dir: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, data_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
     """Recompute a run's held-out figures from its saved weights (and refresh summary.json).
 
     Image classifiers: test ``{"accuracy", "loss"}`` (predictions refreshed too); language models:
-    ``{"val": {...}, "test": {...}}`` with loss in nats, bits per character, perplexity and accuracy.
+    ``{"val": {...}, "test": {...}}`` with loss in nats, bits per character, perplexity and accuracy;
+    generative runs: FID, KID, IS and class coverage of fresh samples. ``options`` (None values ignored) are
+    the evaluator's own: ``n`` (samples) and ``seed`` for GANs, also ``sampler``, ``steps``, ``eta`` and
+    ``guidance`` for diffusion runs.
     """
     run_dir = Path(run_dir)
     loaded = load_model(run_dir)
-    return _evaluator(loaded.meta, run_dir).evaluate(run_dir, loaded, data_dir)
+    evaluator = _evaluator(loaded.meta, run_dir)
+    options = {key: value for key, value in options.items() if value is not None}
+    unknown = sorted(set(options) - set(evaluator.options))
+    if unknown:
+        task = loaded.meta.get("task", "classify")
+        takes = ", ".join(evaluator.options) or "none"
+        raise ArchlabError(f"`eval` of a {task} run takes no {', '.join(unknown)} (its options: {takes}).")
+    return evaluator.evaluate(run_dir, loaded, data_dir, **options)
 
 
 def describe_evaluation(run_dir: str | Path, metrics: dict[str, Any]) -> list[str]:

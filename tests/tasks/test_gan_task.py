@@ -142,14 +142,12 @@ def test_sampling_classes_temperature_and_walks(judged, tmp_path):
         sample_gan(unconditional.path, 4, class_label=1)
 
 
-def test_eval_rescores_a_gan_run(judged, tmp_path, monkeypatch):
-    from archlab.tasks import gan_sampling
-
-    monkeypatch.setattr(gan_sampling, "EVAL_SAMPLES", 30)
-    monkeypatch.setattr(gan_sampling.evaluate_gan, "__defaults__", (None, 30, 0))
+def test_eval_rescores_a_gan_run(judged, tmp_path):
     run = _train("dcgan", judged, tmp_path, steps=2)
-    metrics = evaluate(run.path)
+    metrics = evaluate(run.path, n=30)
     assert metrics["n"] == 30 and metrics["fid"] >= 0 and len(metrics["class_histogram"]) == 10
+    with pytest.raises(ArchlabError, match="`eval` of a gan run takes no steps .its options: n, seed"):
+        evaluate(run.path, steps=5)
     lines = describe_evaluation(run.path, metrics)
     assert "FID" in lines[0] and "coverage" in lines[1]
     assert json.loads((run.path / "summary.json").read_text())["test_metrics"]["n"] == 30

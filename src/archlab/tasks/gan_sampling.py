@@ -154,12 +154,12 @@ def sample_gan(run_dir_or_loaded: str | Path | LoadedModel, n: int, *, class_lab
 
 
 def evaluate_gan(run_dir: Path, loaded: LoadedModel, data_dir: str | Path | None = None,
-                 samples: int = EVAL_SAMPLES, seed: int = 0) -> dict[str, Any]:
+                 n: int = EVAL_SAMPLES, seed: int = 0) -> dict[str, Any]:
     """FID, KID, IS and class coverage of ``samples`` generated images against the test split; summary refreshed."""
     from archlab.io import atomic_write_json
     from archlab.metrics.generative import score_images
 
-    images = sample_gan(loaded, samples, seed=seed)
+    images = sample_gan(loaded, n, seed=seed)
     scores = score_images(images, loaded.meta["data"], data_dir=data_dir, seed=seed)
     metrics = {"fid": scores["fid"], "kid_mean": scores["kid_mean"], "kid_std": scores["kid_std"],
                "inception_score": scores["inception_score"], "inception_score_std": scores["inception_score_std"],
