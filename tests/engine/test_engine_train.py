@@ -140,3 +140,15 @@ def test_bf16_mixed_precision_with_gradient_clipping_trains(tiny_blobs, tmp_path
     run = archlab.train("gru", run_dir=tmp_path / "run", max_steps=3, precision="bf16-mixed", report=False,
                         model_args={"hidden": 16}, **tiny_blobs)
     assert run.summary["steps"] == 3 and run.summary["precision"] == "bf16-mixed"
+
+
+def test_the_progress_bar_counts_epochs_against_the_runs_length(tmp_path):
+    from archlab.config import TrainConfig
+    from archlab.engine.callbacks import RunRecord
+    from archlab.engine.trainer import RunProgressBar, build_trainer
+
+    trainer = build_trainer(TrainConfig(progress=True), tmp_path, total_steps=25, record=RunRecord(("val_acc", "max")),
+                            validate=False, steps_per_epoch=10, loggers=False)
+    bar = next(cb for cb in trainer.callbacks if isinstance(cb, RunProgressBar))
+    assert bar._get_train_description(0).strip() == "epoch 1 of 3"  # 25 steps of 10 per epoch: the last is partial
+    assert bar._get_train_description(2).strip() == "epoch 3 of 3"

@@ -75,6 +75,22 @@ def check_devices(config: TrainConfig) -> None:
         raise ConfigError("precision 16-mixed needs a CUDA GPU; on a CPU use --precision bf16-mixed (or 32).")
 
 
+class RunProgressBar(RichProgressBar):
+    """Rich's progress bar, its epoch counted against the run's own length.
+
+    archlab runs a number of steps (``max_epochs=-1``), for which Lightning would print "Epoch 3/-2"; this bar
+    prints "epoch 4 of 15" (1-based; the last epoch may be partial).
+    """
+
+    def __init__(self, epochs: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.epochs = epochs
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = f"epoch {current_epoch + 1} of {self.epochs}"
+        return f"{description:{len(self.validation_description)}}"
+
+
 def periodic_checkpoint(config: TrainConfig, folder: Path) -> ModelCheckpoint:
     """``last.ckpt`` every N steps or every M minutes (Lightning writes it atomically)."""
     if config.checkpoint_every_n_steps:
@@ -116,7 +132,8 @@ def build_trainer(
         callbacks += [LearningRateMonitor(logging_interval="step"), WeightHistogramMonitor(config.histogram_every_n_epochs)]
     callbacks += list(extra_callbacks or [])
     if config.progress:
-        callbacks.append(RichProgressBar(refresh_rate=10, leave=True))
+        epochs = math.ceil(total_steps / steps_per_epoch) if steps_per_epoch else 1
+        callbacks.append(RunProgressBar(epochs, refresh_rate=10, leave=True))
     logger_list = [CSVLogger(run_dir, name="", version=""), TensorBoardLogger(run_dir, name="tb", version="")]
     return L.Trainer(
         accelerator=config.accelerator,
